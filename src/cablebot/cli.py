@@ -1,0 +1,153 @@
+"""The `cablebot` command: a thin shell over `Cablebot.ask()`.
+
+Heavy modules (torch, faiss) are imported only once a command needs them, so
+`cablebot --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cablebot.errors import CablebotError
+
+
+def _warn(message: str) -> None:
+    print(f"cablebot: {message}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", metavar="DIR", help="index directory (default: from config.toml)")
+    common.add_argument("--config", metavar="FILE", help="settings file (default: ./config.toml)")
+
+    parser = argparse.ArgumentParser(
+        prog="cablebot",
+        description="Answer questions about your documents with verbatim, cited quotes.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ask = sub.add_parser("ask", parents=[common], help="answer one question (or a batch from stdin with --json)")
+    ask.add_argument("question", nargs="*", help="the question; with --json and none, read one a line from stdin")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+
+    sub.add_parser("chat", parents=[common], help="interactive questions with follow-ups")
+
+    index = sub.add_parser("index", parents=[common], help="build or update the index")
+    index.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="files or directories (default: the corpus in config.toml)",
+    )
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from cablebot.config import load_settings
+
+    return load_settings(args.config, args.index)
+
+
+def _progress(total: int) -> Callable[[int], None] | None:
+    """A progress bar (count, rate, ETA) on a terminal; silence otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=True)
+
+    def tick(n: int) -> None:
+        bar.update(n)
+        if bar.n >= total:
+            bar.close()
+
+    return tick
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from cablebot.core import build
+
+    settings = _settings(args)
+    report = build(settings, args.paths or None, warn=_warn, progress=_progress)
+    print(
+        f"indexed {report.documents} documents, {report.chunks} chunks in {settings.index_dir} "
+        f"({report.embedded} chunks embedded, {report.chunks - report.embedded} reused, "
+        f"{report.removed} documents removed) in {report.seconds:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from cablebot.core import Cablebot, check_question
+    from cablebot.rendering import to_json, to_text
+
+    if args.question or not args.json:
+        question = check_question(" ".join(args.question))  # fail fast, before loading the model
+        answer = Cablebot(_settings(args)).ask(question)
+        if args.json:
+            print(json.dumps(to_json(answer), ensure_ascii=False))
+        else:
+            print(to_text(answer, color=sys.stdout.isatty()))
+        return 0
+    bot = Cablebot(_settings(args))
+    for line in sys.stdin:
+        question = line.rstrip("\n")
+        try:
+            row = to_json(bot.ask(question))
+        except CablebotError as e:
+            row = {"question": question, "error": str(e)}
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from cablebot.core import Cablebot, Conversation
+    from cablebot.rendering import to_text
+
+    bot = Cablebot(_settings(args))
+    conversation = Conversation()
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401 - gives input() history and line editing
+    print("Ask about your documents. Follow-up questions keep their context. Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("\n? ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question.strip():
+            continue
+        try:
+            print(to_text(bot.ask(question, conversation), color=sys.stdout.isatty()))
+        except CablebotError as e:
+            print(f"cablebot: {e}")
+
+
+COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "index": cmd_index}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CablebotError as e:
+        _warn(f"error: {e}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        _warn("interrupted; the previous index, if any, is unchanged")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Settings: built-in defaults, then a TOML file, then CABLEBOT_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from cablebot.errors import CablebotError
+
+BUNDLED_CORPUS = Path(__file__).parent / "data" / "seed"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of cablebot; `config.toml` documents each one."""
+
+    corpus_paths: tuple[Path, ...] = (BUNDLED_CORPUS,)
+    index_dir: Path = Path("index")
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_batch_size: int = 64
+    chunking_tokens: int = 100
+    chunking_overlap: int = 30
+    answer_k: int = 8
+    answer_min_score: float = 0.62
+    answer_max_chars: int = 400
+
+    def with_index(self, index_dir: str | Path | None) -> Settings:
+        return self if index_dir is None else replace(self, index_dir=Path(index_dir))
+
+
+_PATH_FIELDS = {"corpus_paths", "index_dir"}
+
+
+def _coerce(name: str, value: object, base: Path, origin: str) -> object:
+    """Convert a TOML or environment value to the type of the field it sets."""
+    default = getattr(Settings, name)
+    try:
+        if name == "corpus_paths":
+            items = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+            return tuple((base / str(p)).resolve() for p in items)
+        if name in _PATH_FIELDS:
+            return (base / str(value)).resolve()
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+        if isinstance(default, int):
+            return int(value)  # type: ignore[arg-type]
+        if isinstance(default, float):
+            return float(value)  # type: ignore[arg-type]
+        return str(value)
+    except (TypeError, ValueError) as e:
+        raise CablebotError(f"{origin}: bad value for {name}: {value!r}") from e
+
+
+def _find_config(explicit: str | Path | None) -> Path | None:
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise CablebotError(f"config file not found: {path}")
+        return path
+    env = os.environ.get("CABLEBOT_CONFIG")
+    if env:
+        return _find_config(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(config: str | Path | None = None, index_dir: str | Path | None = None) -> Settings:
+    """Settings for one run: defaults < config file < CABLEBOT_* variables < --index."""
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, object] = {}
+    path = _find_config(config)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise CablebotError(f"cannot read config {path}: {e}") from e
+        base = path.resolve().parent
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise CablebotError(f"{path}: [{section}] must be a table")
+            for key, value in table.items():
+                name = f"{section}_{key}"
+                if name not in names:
+                    raise CablebotError(f"{path}: unknown setting [{section}] {key}")
+                values[name] = _coerce(name, value, base, str(path))
+    for env_key, raw in os.environ.items():
+        if env_key.startswith("CABLEBOT_") and env_key != "CABLEBOT_CONFIG":
+            name = env_key.removeprefix("CABLEBOT_").lower()
+            if name in names:
+                value: object = raw.split(os.pathsep) if name == "corpus_paths" else raw
+                values[name] = _coerce(name, value, Path.cwd(), env_key)
+    return Settings(**values).with_index(index_dir)  # type: ignore[arg-type]

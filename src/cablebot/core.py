@@ -1,0 +1,147 @@
+"""The core: `Cablebot.ask(question) -> Answer`. The CLI and the Discord bot only call this."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cablebot.answering import Answer, choose_answer
+from cablebot.config import Settings
+from cablebot.errors import CablebotError
+
+MAX_QUESTION_CHARS = 2000
+
+
+def check_question(question: str) -> str:
+    """The question, stripped; a one-line error for empty or over-long questions."""
+    q = " ".join((question or "").split())
+    if not q:
+        raise CablebotError("the question is empty", exit_code=2)
+    if len(q) > MAX_QUESTION_CHARS:
+        raise CablebotError(f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}", 2)
+    return q
+
+
+def _stderr(message: str) -> None:
+    print(f"cablebot: {message}", file=sys.stderr)
+
+
+def is_follow_up(question: str) -> bool:
+    """Does the question lean on an earlier one ("And how long is that border?")?"""
+    q = question.lower()
+    return bool(
+        re.match(r"^(and|but|also|what about|how about|so|then)\b", q)
+        or (
+            re.search(r"\b(that|this|those|these|it|its|they|them|their|he|she|his|her|there)\b", q)
+            and len(q.split()) <= 10
+        )
+    )
+
+
+@dataclass
+class Conversation:
+    """A chat: the previous question and answer give a follow-up its context."""
+
+    questions: list[str] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+
+    def context_for(self, question: str) -> tuple[str, Answer | None]:
+        if self.questions and is_follow_up(question):
+            return self.questions[-1], self.answers[-1]
+        return "", None
+
+    def add(self, answer: Answer) -> None:
+        self.questions.append(answer.question)
+        self.answers.append(answer)
+
+
+def build(
+    settings: Settings,
+    paths: Sequence[Path] | None = None,
+    embedder=None,
+    warn: Callable[[str], None] = _stderr,
+    progress=None,
+):
+    """(Re)index `paths` (default: the configured corpus) into the configured index directory.
+
+    Returns the BuildReport. Only documents whose content changed are embedded again.
+    """
+    from cablebot.documents import load_documents
+    from cablebot.embedding import Embedder
+    from cablebot.index import build_index
+
+    sources = [Path(p).resolve() for p in (paths or settings.corpus_paths)]
+    documents = load_documents(sources, warn)
+    if not documents:
+        raise CablebotError("no documents to index (supported: .txt, .md, .html)")
+    embedder = embedder or Embedder(settings.embedding_model)
+    s = settings
+    return build_index(
+        documents,
+        embedder,
+        s.index_dir,
+        s.chunking_tokens,
+        s.chunking_overlap,
+        s.embedding_batch_size,
+        progress,
+        sources=[str(p) for p in sources],
+    )
+
+
+class Cablebot:
+    """The loaded model and index; answers questions in milliseconds once loaded."""
+
+    def __init__(self, settings: Settings, warn: Callable[[str], None] = _stderr) -> None:
+        from cablebot.embedding import Embedder
+        from cablebot.index import Index, IndexMissing
+        from cablebot.retrieval import Retriever
+
+        self.settings = settings
+        self.embedder = Embedder(settings.embedding_model)
+        configured = [str(p.resolve()) for p in settings.corpus_paths]
+        try:
+            index = Index.load(settings.index_dir)
+        except IndexMissing:
+            warn(f"no index in {settings.index_dir} yet; indexing {', '.join(configured)} (once)…")
+            build(settings, embedder=self.embedder, warn=warn)
+            index = Index.load(settings.index_dir)
+        index.check_model(self.embedder.name, self.embedder.dim)
+        stale = index.stale_documents()
+        if stale and index.manifest.get("sources") == configured:
+            warn(f"{len(stale)} indexed file(s) changed; updating {settings.index_dir}…")
+            build(settings, embedder=self.embedder, warn=warn)
+            index = Index.load(settings.index_dir)
+        elif stale:
+            warn(
+                f"{len(stale)} indexed file(s) changed since indexing (e.g. {stale[0]}); "
+                f"update it with: cablebot index --index {settings.index_dir} PATH..."
+            )
+        self.retriever = Retriever(index, self.embedder)
+
+    @property
+    def index(self):
+        return self.retriever.index
+
+    def ask(self, question: str, conversation: Conversation | None = None) -> Answer:
+        """Answer `question` verbatim from the documents, or abstain."""
+        question = check_question(question)
+        context, previous = conversation.context_for(question) if conversation else ("", None)
+        query = f"{context} {question}".strip()
+        hits = self.retriever.search(query, max(self.settings.answer_k, 5))
+        s = self.settings
+        answer = choose_answer(
+            question,
+            hits,
+            self.retriever,
+            self.index.documents,
+            s.answer_min_score,
+            s.answer_max_chars,
+            context,
+            previous,
+        )
+        if conversation is not None:
+            conversation.add(answer)
+        return answer

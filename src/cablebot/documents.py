@@ -1,0 +1,286 @@
+"""Documents: reading files (.txt, .md, .html) into clean, numbered paragraphs.
+
+Everything quoted later comes from `Document.paragraphs`, so this is where page
+chrome, boilerplate and broken lines are dealt with, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import ClassVar
+
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+
+# Paragraphs that are site furniture, never content (matched on short paragraphs only).
+_BOILERPLATE = re.compile(
+    r"^(subscribe\b|sign up\b|get more news\b|follow us\b|share this\b|click here\b|read more\b"
+    r"|advertisement\b|related( articles| posts)?:|copyright\b|©|all rights reserved"
+    r"|.*\b(newsletter|in your inbox)\b)",
+    re.IGNORECASE,
+)
+# A paragraph ending like this is complete; anything else continues on the next one.
+_COMPLETE_END = re.compile(r"""[.!?…:"”’')\]]\s*$""")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source a citation can name: an article, a page, a cable.
+
+    `paragraphs` is empty for documents read back from an index (the chunk
+    store holds their text).
+    """
+
+    id: str
+    title: str
+    url: str | None = None
+    path: str = ""
+    sha256: str = ""
+    paragraphs: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The document body as chunked: paragraphs joined by blank lines."""
+        return "\n\n".join(self.paragraphs)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "document"
+
+
+def iter_files(paths: Iterable[Path], warn: Callable[[str], None]) -> Iterator[Path]:
+    """Files to index under `paths`, sorted; a missing path is a warning, not an error."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            yield path
+        else:
+            warn(f"skipped {path}: no such file or directory")
+
+
+def decode(data: bytes, name: str, warn: Callable[[str], None]) -> str | None:
+    """UTF-8 text of a file, or None (with a warning) for binary files."""
+    if b"\x00" in data[:8192]:
+        warn(f"skipped {name}: binary file")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        warn(f"{name}: not UTF-8; read as Windows-1252")
+        return data.decode("cp1252", errors="replace")
+
+
+def read_document(path: Path, warn: Callable[[str], None]) -> Document | None:
+    """Parse one file; None (after a warning) when it cannot or should not be indexed."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        warn(f"skipped {path}: {e.strerror or e}")
+        return None
+    text = decode(data, str(path), warn)
+    if text is None:
+        return None
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm"):
+        meta, blocks = parse_html(text)
+    elif suffix in (".md", ".markdown"):
+        meta, blocks = parse_markdown(text)
+    else:
+        meta, blocks = {}, [(b, True) for b in split_blocks(text)]
+    paragraphs = tuple(clean_paragraphs(blocks))
+    if not paragraphs:
+        warn(f"skipped {path}: no text")
+        return None
+    title = meta.pop("title", "") or path.stem.replace("-", " ").replace("_", " ")
+    return Document(
+        id=slug(path.stem),
+        title=title,
+        url=meta.pop("url", None) or None,
+        path=str(path),
+        sha256=sha256_bytes(data),
+        paragraphs=paragraphs,
+        metadata=meta,
+    )
+
+
+def split_blocks(text: str) -> list[str]:
+    """Blank-line separated blocks, each with hard-wrapped lines joined by spaces."""
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return [" ".join(line.strip() for line in b.splitlines() if line.strip()) for b in blocks if b.strip()]
+
+
+def clean_paragraphs(blocks: Iterable[tuple[str, bool]]) -> Iterator[str]:
+    """Drop boilerplate and join sentence fragments with their continuation.
+
+    A block is `(text, joinable)`; headings are not joinable, so a title never
+    swallows the paragraph below it.
+    """
+    pending = ""
+    for text, joinable in blocks:
+        text = re.sub(r"\s+", " ", text).strip()
+        if not text or (len(text) < 120 and _BOILERPLATE.match(text)):
+            continue
+        if pending:
+            text = f"{pending} {text}"
+            pending = ""
+        if joinable and not _COMPLETE_END.search(text):
+            pending = text
+            continue
+        yield text
+    if pending:
+        yield pending
+
+
+def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
+    """`key: value` pairs of a leading YAML front matter block, and the rest of the text."""
+    m = re.match(r"\A---\s*\n(.*?)\n---\s*\n", text, re.DOTALL)
+    if not m:
+        return {}, text
+    meta: dict[str, str] = {}
+    for line in m.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and not key.startswith((" ", "\t", "#")):
+            meta[key.strip().lower()] = value.strip().strip("'\"")
+    if "link" in meta and "url" not in meta:
+        meta["url"] = meta.pop("link")
+    return {k: v for k, v in meta.items() if v}, text[m.end() :]
+
+
+def parse_markdown(text: str) -> tuple[dict[str, str], list[tuple[str, bool]]]:
+    meta, body = parse_front_matter(text)
+    body = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", body)  # images
+    body = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", body)  # links keep their text
+    blocks: list[tuple[str, bool]] = []
+    for block in split_blocks(body):
+        heading = re.match(r"^#{1,6}\s+(.*)", block)
+        if heading:
+            if "title" not in meta:
+                meta["title"] = heading.group(1).strip()
+            blocks.append((heading.group(1), False))
+            continue
+        block = re.sub(r"(^|\s)([-*+]|\d+\.)\s+", r"\1", block)  # list markers
+        block = re.sub(r"(\*\*|__|`)", "", block)
+        blocks.append((block, True))
+    return meta, blocks
+
+
+class _ArticleParser(HTMLParser):
+    """Collects the text blocks of a page, skipping scripts, styles and navigation."""
+
+    SKIP: ClassVar[set[str]] = {
+        "script",
+        "style",
+        "noscript",
+        "nav",
+        "header",
+        "footer",
+        "aside",
+        "form",
+        "svg",
+        "button",
+    }
+    BLOCK: ClassVar[set[str]] = {
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "blockquote",
+        "pre",
+        "div",
+        "td",
+        "br",
+        "tr",
+    }
+    HEADINGS: ClassVar[set[str]] = {"h1", "h2", "h3", "h4", "h5", "h6"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.meta: dict[str, str] = {}
+        self.blocks: list[tuple[str, bool, bool]] = []  # text, joinable, inside <article>/<main>
+        self._skip = 0
+        self._main = 0
+        self._heading = False
+        self._title: list[str] | None = None
+        self._buf: list[str] = []
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self._buf).split())
+        if text:
+            self.blocks.append((text, not self._heading, self._main > 0))
+        self._buf = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "meta":
+            key = (a.get("property") or a.get("name") or "").lower()
+            if key in ("og:title", "og:url", "article:published_time", "author"):
+                name = {"og:title": "title", "og:url": "url", "article:published_time": "date"}.get(key, key)
+                self.meta.setdefault(name, a.get("content", ""))
+        elif tag == "link" and a.get("rel") == "canonical" and a.get("href"):
+            self.meta.setdefault("url", a["href"])
+        if tag == "title":
+            self._title = []
+        if tag in self.SKIP:
+            self._skip += 1
+        elif tag in ("article", "main"):
+            self._main += 1
+        if tag in self.BLOCK:
+            self._flush()
+            self._heading = tag in self.HEADINGS
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self._title is not None:
+            self.meta.setdefault("title", " ".join("".join(self._title).split()))
+            self._title = None
+        if tag in self.SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in ("article", "main"):
+            self._main = max(0, self._main - 1)
+        if tag in self.BLOCK:
+            self._flush()
+            self._heading = False
+
+    def handle_data(self, data: str) -> None:
+        if self._title is not None:
+            self._title.append(data)
+        elif not self._skip:
+            self._buf.append(data)
+
+
+def parse_html(text: str) -> tuple[dict[str, str], list[tuple[str, bool]]]:
+    """The main text of a web page: inside <article>/<main> when the page has one."""
+    parser = _ArticleParser()
+    parser.feed(text)
+    parser.close()
+    parser._flush()
+    blocks = parser.blocks
+    if any(in_main for _, _, in_main in blocks):
+        blocks = [b for b in blocks if b[2]]
+    return parser.meta, [(t, joinable) for t, joinable, _ in blocks]
+
+
+def load_documents(paths: Iterable[Path], warn: Callable[[str], None]) -> list[Document]:
+    """Every readable document under `paths`; ids made unique when two files share a name."""
+    docs: dict[str, Document] = {}
+    for path in iter_files(paths, warn):
+        doc = read_document(path, warn)
+        if doc is None:
+            continue
+        if doc.id in docs:
+            doc = replace(doc, id=f"{doc.id}-{sha256_bytes(str(path).encode())[:8]}")
+        docs[doc.id] = doc
+    return list(docs.values())

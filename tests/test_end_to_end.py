@@ -1,0 +1,110 @@
+"""The real model, the real FAISS index, the bundled article: what a user sees."""
+
+import json
+from pathlib import Path
+
+from conftest import run_cli
+
+from cablebot.core import Conversation
+from cablebot.rendering import to_json
+
+DESIGN_QUESTION = "How many Mexican officials guard the southern border?"
+
+
+def test_design_question_is_answered_verbatim_and_cited(seed_bot) -> None:
+    answer = seed_bot.ask(DESIGN_QUESTION)
+    assert not answer.abstained
+    assert "125" in answer.text and "**125**" in answer.markdown
+    (citation,) = answer.citations
+    assert "125 Mexican immigration officials" in citation.quote
+    assert citation.source == "wikileaks-xix-guatemalan-concerns"
+    assert citation.title.startswith("WikiLeaks XIX") and citation.location == "¶9"
+    assert citation.url and "ips-dc.org" in citation.url
+    # Verbatim: the quote is a span of the indexed paragraph.
+    assert any(citation.quote in h.chunk.text for h in answer.hits)
+    assert len(answer.text) <= 400
+
+
+def test_unrelated_question_abstains_and_shows_closest_passages(seed_bot) -> None:
+    answer = seed_bot.ask("What is the capital of Honduras?")
+    assert answer.abstained and answer.citations == ()
+    assert "do not answer" in answer.text
+    assert len(answer.hits) >= 5
+
+
+def test_follow_up_keeps_the_conversation_context(seed_bot) -> None:
+    chat = Conversation()
+    seed_bot.ask(DESIGN_QUESTION, chat)
+    follow = seed_bot.ask("And how long is that border?", chat)
+    assert "577" in follow.text and "**577**" in follow.markdown
+
+
+def test_json_schema(seed_bot) -> None:
+    row = to_json(seed_bot.ask(DESIGN_QUESTION))
+    assert {"question", "answer", "abstained", "citations", "passages"} <= row.keys()
+    assert set(row["citations"][0]) >= {"n", "source", "title", "location", "quote", "url"}
+    assert len(row["passages"]) >= 5
+    assert [p["rank"] for p in row["passages"]] == list(range(1, len(row["passages"]) + 1))
+    assert "125" in row["passages"][0]["text"]
+
+
+def test_cli_batch_protocol_answers_in_order(seed_settings) -> None:
+    questions = [DESIGN_QUESTION, "", "What percentage of GDP is Guatemala's tax revenue?"]
+    out = run_cli(
+        "ask", "--json", "--index", str(seed_settings.index_dir), stdin="".join(q + "\n" for q in questions)
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["question"] for r in rows] == questions
+    assert "125" in rows[0]["answer"] and "error" in rows[1] and "12 percent" in rows[2]["answer"]
+
+
+def test_cli_human_answer(seed_settings) -> None:
+    out = run_cli("ask", "--index", str(seed_settings.index_dir), DESIGN_QUESTION)
+    assert out.returncode == 0, out.stderr
+    assert "**125** Mexican immigration officials" in out.stdout
+    assert "WikiLeaks XIX" in out.stdout and "¶9" in out.stdout
+
+
+def test_bad_questions_are_one_line_errors(seed_settings) -> None:
+    for question, code in (("   ", 2), ("x" * 2001, 2)):
+        out = run_cli("ask", "--index", str(seed_settings.index_dir), question)
+        assert out.returncode == code
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "empty" in run_cli("ask", "").stderr
+
+
+def test_corrupt_index_is_a_one_line_error(index_copy: Path) -> None:
+    manifest = json.loads((index_copy / "manifest.json").read_text())
+    chunks = index_copy / manifest["files"]["chunks"]
+    chunks.write_text(chunks.read_text()[:100])
+    out = run_cli("ask", "--index", str(index_copy), DESIGN_QUESTION)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert chunks.name in out.stderr and "cablebot index" in out.stderr
+
+
+def test_index_warns_about_bad_files_and_indexes_the_rest(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("The embassy counted 42 trucks at the crossing.", encoding="utf-8")
+    (docs / "image.html").write_bytes(b"\x89PNG\x00\x00\x00")
+    (docs / "old.txt").write_bytes("Se\xf1or Garc\xeda met 7 officials.".encode("latin-1"))
+    index = tmp_path / "index"
+    out = run_cli("index", "--index", str(index), str(docs), str(docs / "gone.txt"))
+    assert out.returncode == 0, out.stderr
+    assert "image.html: binary file" in out.stderr and "gone.txt: no such file" in out.stderr
+    assert "old.txt: not UTF-8" in out.stderr and "indexed 2 documents" in out.stderr
+    answer = run_cli("ask", "--json", "--index", str(index), "How many trucks did the embassy count?")
+    row = json.loads(answer.stdout)
+    assert "42" in row["answer"] and row["citations"][0]["source"] == "notes"
+
+
+def test_fresh_clone_builds_the_default_index_on_first_ask(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\ndir = "{tmp_path / "index"}"\n', encoding="utf-8")
+    out = run_cli("ask", "--config", str(config), DESIGN_QUESTION)
+    assert out.returncode == 0, out.stderr
+    assert "indexing" in out.stderr and "125" in out.stdout
+    again = run_cli("ask", "--config", str(config), DESIGN_QUESTION)
+    assert "indexing" not in again.stderr and "125" in again.stdout

@@ -1,0 +1,100 @@
+"""The index directory: incremental builds, atomic replacement, and clear errors."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cablebot.documents import load_documents
+from cablebot.errors import CablebotError
+from cablebot.index import Index, IndexMissing, build_index
+
+
+def _corpus(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in {
+        "a": "Apples grow in orchards.",
+        "b": "Bananas grow in the tropics.",
+        "c": "Cherries are small and red.",
+    }.items():
+        (docs / f"{name}.txt").write_text(text, encoding="utf-8")
+    return docs
+
+
+def _build(docs: Path, index: Path, embedder) -> object:
+    return build_index(load_documents([docs], print), embedder, index, 100, 30)
+
+
+def test_rebuild_embeds_only_changed_documents(tmp_path: Path, fake_embedder) -> None:
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    first = _build(docs, index, fake_embedder)
+    assert (first.documents, first.embedded) == (3, 3)
+    (docs / "b.txt").write_text("Bananas are yellow.", encoding="utf-8")
+    (docs / "c.txt").unlink()
+    (docs / "d.txt").write_text("Dates are sweet.", encoding="utf-8")
+    fake_embedder.embedded.clear()
+    second = _build(docs, index, fake_embedder)
+    assert sorted(fake_embedder.embedded) == ["Bananas are yellow.", "Dates are sweet."]
+    assert (second.documents, second.embedded, second.removed) == (3, 2, 1)
+    loaded = Index.load(index)
+    assert sorted(loaded.documents) == ["a", "b", "d"]
+    assert sorted(c.text for c in loaded.chunks) == [
+        "Apples grow in orchards.",
+        "Bananas are yellow.",
+        "Dates are sweet.",
+    ]
+    # Old generations are cleaned up: one set of data files remains.
+    assert len(list(index.glob("chunks.*.jsonl"))) == 1
+
+
+def test_interrupted_build_keeps_previous_index(tmp_path: Path, fake_embedder) -> None:
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    _build(docs, index, fake_embedder)
+    before = (index / "manifest.json").read_text()
+    (docs / "a.txt").write_text("Apricots.", encoding="utf-8")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    fake_embedder.embed_documents = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        _build(docs, index, fake_embedder)
+    assert (index / "manifest.json").read_text() == before
+    assert "Apples grow in orchards." in [c.text for c in Index.load(index).chunks]
+
+
+def test_missing_and_corrupt_indexes_are_explained(tmp_path: Path, fake_embedder) -> None:
+    with pytest.raises(IndexMissing, match="cablebot index"):
+        Index.load(tmp_path / "nothing")
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    _build(docs, index, fake_embedder)
+    manifest = json.loads((index / "manifest.json").read_text())
+    faiss_file = index / manifest["files"]["vectors"]
+    faiss_file.write_bytes(faiss_file.read_bytes()[:40])
+    with pytest.raises(CablebotError, match=rf"{re.escape(faiss_file.name)}.*rebuild it with: cablebot index"):
+        Index.load(index)
+    (index / "manifest.json").write_text("{not json")
+    with pytest.raises(CablebotError, match=r"manifest\.json is unreadable"):
+        Index.load(index)
+
+
+def test_other_model_or_format_is_detected(tmp_path: Path, fake_embedder) -> None:
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    _build(docs, index, fake_embedder)
+    loaded = Index.load(index)
+    with pytest.raises(CablebotError, match=r"built with fake-hash .* configured model is all-MiniLM-L6-v2"):
+        loaded.check_model("all-MiniLM-L6-v2", 384)
+    manifest = json.loads((index / "manifest.json").read_text())
+    (index / "manifest.json").write_text(json.dumps(manifest | {"format": 99}))
+    with pytest.raises(CablebotError, match="format 99"):
+        Index.load(index)
+
+
+def test_changed_files_are_reported_stale(tmp_path: Path, fake_embedder) -> None:
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    _build(docs, index, fake_embedder)
+    assert Index.load(index).stale_documents() == []
+    (docs / "a.txt").write_text("Changed.", encoding="utf-8")
+    assert Index.load(index).stale_documents() == [str(docs / "a.txt")]
