@@ -47,8 +47,10 @@ def main() -> None:
     wall(ask)  # make sure the index exists and files are in the page cache
     baseline = statistics.median(wall([sys.executable, "-c", "pass"]) for _ in range(3))
     cold = [wall(ask) for _ in range(3)]
-    print(f"cold ask (new process): median {statistics.median(cold):.2f} s over 3 runs "
-          f"(bare python start {baseline:.3f} s, ratio {statistics.median(cold) / baseline:.0f}x)")
+    print(
+        f"cold ask (new process): median {statistics.median(cold):.2f} s over 3 runs "
+        f"(bare python start {baseline:.3f} s, ratio {statistics.median(cold) / baseline:.0f}x)"
+    )
 
     from cablebot.config import load_settings
     from cablebot.core import Cablebot
@@ -65,8 +67,10 @@ def main() -> None:
             times.append((time.perf_counter() - t) * 1000)
     times.sort()
     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
-    print(f"warm ask: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms per question "
-          f"({len(times)} questions, {len(bot.index.chunks)} chunks)")
+    print(
+        f"warm ask: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms per question "
+        f"({len(times)} questions, {len(bot.index.chunks)} chunks)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("chat", parents=[common], help="interactive questions with follow-ups")
 
+    sub.add_parser("discord", parents=[common], help="run the Discord bot (token from DISCORD_TOKEN)")
+
     index = sub.add_parser("index", parents=[common], help="build or update the index")
     index.add_argument(
         "paths",
@@ -132,7 +134,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"cablebot: {e}")
 
 
-COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "index": cmd_index}
+def cmd_discord(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from cablebot.discord_bot import read_token
+
+    read_token(settings)  # fail in milliseconds, before importing the model, when there is no token
+    from cablebot.discord_bot import run
+
+    return run(settings)
+
+
+COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "index": cmd_index, "discord": cmd_discord}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,15 @@ class Settings:
     answer_k: int = 8
     answer_min_score: float = 0.62
     answer_max_chars: int = 400
+    discord_token_file: str = ""
+    discord_guild_id: int = 0
+    discord_allowed_guilds: tuple[int, ...] = ()
+    discord_allowed_channels: tuple[int, ...] = ()
+    discord_cooldown: float = 10.0
+    discord_max_concurrent: int = 2
+    discord_threads: bool = True
+    discord_api_base: str = ""
+    discord_gateway_url: str = ""
 
     def with_index(self, index_dir: str | Path | None) -> Settings:
         return self if index_dir is None else replace(self, index_dir=Path(index_dir))
@@ -42,6 +51,11 @@ def _coerce(name: str, value: object, base: Path, origin: str) -> object:
             return tuple((base / str(p)).resolve() for p in items)
         if name in _PATH_FIELDS:
             return (base / str(value)).resolve()
+        if isinstance(default, tuple):  # lists of Discord ids
+            items = value.replace(",", " ").split() if isinstance(value, str) else value
+            return tuple(int(v) for v in items)  # type: ignore[union-attr]
+        if name == "discord_token_file" and value:
+            return str((base / str(value)).resolve())
         if isinstance(default, bool):
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
         if isinstance(default, int):

@@ -71,3 +71,80 @@ def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
         if c.url:
             lines.append(f"    {c.url}")
     return "\n".join(lines)
+
+
+# --- Discord -------------------------------------------------------------------------
+# Discord's limits: https://discord.com/developers/docs/resources/message#embed-object-embed-limits
+MESSAGE_LIMIT = 2000
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+EMBED_LIMIT = 6000
+FIELDS_LIMIT = 25
+FOOTER_ANSWERED = "Quoted verbatim from the documents."
+FOOTER_ABSTAINED = "The documents do not answer this question; the passages shown are the closest, not an answer."
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters at a sentence, else word, boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    room = text[: limit - 1]
+    cut = max(room.rfind(". "), room.rfind("? "), room.rfind("! "))
+    if cut >= limit // 2:
+        return room[: cut + 1] + "…"
+    space = room.rfind(" ")
+    return (room[:space] if space >= limit // 2 else room).rstrip() + "…"
+
+
+def _escape(text: str) -> str:
+    import discord
+
+    return discord.utils.escape_markdown(text)
+
+
+def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
+    """The reply to a question: the answer with its key span in bold, numbered citations, a footer."""
+    import discord
+
+    embed = discord.Embed(title=clip(answer.question, FIELD_NAME_LIMIT), colour=0x2B6CB0)
+    if answer.abstained:
+        embed.description = answer.text
+        for h in answer.hits[:3]:
+            name = clip(f"Closest, not an answer: {h.chunk.doc_id} ¶{h.chunk.paragraph}", FIELD_NAME_LIMIT)
+            embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
+        embed.set_footer(text=FOOTER_ABSTAINED)
+    else:
+        a, b = answer.emphasis or (0, 0)
+        text = answer.text
+        body = f"{_escape(text[:a])}**{_escape(text[a:b])}**{_escape(text[b:])}" if b > a else _escape(text)
+        refs = "".join(f" [{c.n}]" for c in answer.citations)
+        embed.description = clip(body, DESCRIPTION_LIMIT - len(refs)) + refs
+        for c in answer.citations[:FIELDS_LIMIT]:
+            link = f"\n{c.url}" if c.url else ""
+            value = clip(f"> {_escape(c.quote)}", FIELD_VALUE_LIMIT - len(link)) + link
+            embed.add_field(
+                name=clip(f"[{c.n}] {c.title}, {c.location}", FIELD_NAME_LIMIT), value=value, inline=False
+            )
+        embed.set_footer(text=FOOTER_ANSWERED)
+    return _fit(embed)
+
+
+def sources_embed(answer: Answer):  # -> discord.Embed
+    """The retrieved passages in full (as far as Discord allows), for the "Sources" button."""
+    import discord
+
+    embed = discord.Embed(title="Sources", colour=0x718096)
+    for h in answer.hits[:FIELDS_LIMIT]:
+        name = clip(
+            f"{h.rank}. {h.chunk.doc_id} ¶{h.chunk.paragraph} (similarity {h.score:.2f})", FIELD_NAME_LIMIT
+        )
+        embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
+    return _fit(embed)
+
+
+def _fit(embed):
+    """Drop trailing fields until the embed is within Discord's total size limit."""
+    while len(embed) > EMBED_LIMIT and embed.fields:
+        embed.remove_field(len(embed.fields) - 1)
+    return embed

@@ -1,0 +1,288 @@
+"""The Discord bot: `/ask`, @mentions, DMs and follow-ups, as a thin shell over `Cablebot.ask()`.
+
+Nothing here retrieves or chooses answers. This module only decides when to
+answer, runs `ask()` off the event loop, and sends the rendered reply safely:
+no mentions ever ping, Discord's size limits are respected, and failures get
+the user a short apology while the bot keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import discord
+from discord import app_commands
+
+from cablebot.answering import Answer
+from cablebot.config import Settings
+from cablebot.core import Cablebot, Conversation
+from cablebot.errors import CablebotError
+from cablebot.rendering import MESSAGE_LIMIT, answer_embed, clip, sources_embed
+
+log = logging.getLogger("cablebot.discord")
+NO_MENTIONS = discord.AllowedMentions.none()
+discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: no warnings about its extras
+APOLOGY = "Sorry, something went wrong while answering. The error is logged; please try again later."
+
+# What to tell the operator when Discord refuses the connection for good.
+CLOSE_CODES = {
+    4004: "Discord rejected the token (gateway close 4004). Reset it on the Bot page of the Developer Portal "
+    "and set DISCORD_TOKEN to the new one.",
+    4010: "Discord rejected the shard settings (gateway close 4010).",
+    4011: "The bot is in too many guilds to run without sharding (gateway close 4011).",
+    4012: "Discord rejected the gateway API version (gateway close 4012); upgrade discord.py.",
+    4013: "Discord rejected the requested intents (gateway close 4013).",
+    4014: "The bot asked for a privileged intent that is not enabled (gateway close 4014). Enable it on the Bot "
+    "page of the Developer Portal (Privileged Gateway Intents).",
+}
+
+
+def read_token(settings: Settings) -> str:
+    """The bot token from DISCORD_TOKEN or the configured token file; never logged."""
+    token = os.environ.get("DISCORD_TOKEN", "").strip()
+    if not token and settings.discord_token_file:
+        try:
+            token = Path(settings.discord_token_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise CablebotError(
+                f"cannot read the Discord token file {settings.discord_token_file}: {e.strerror}"
+            ) from e
+    if not token:
+        raise CablebotError("no Discord token: set DISCORD_TOKEN (or [discord] token_file in config.toml)")
+    return token
+
+
+class RedactToken(logging.Filter):
+    """Replaces the token in any log line, should a library ever print it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "[token]"), ()
+        if record.exc_text and self.token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, "[token]")
+        return True
+
+
+class Gate:
+    """Per-user cooldown and a global limit on questions answered at once."""
+
+    def __init__(self, cooldown: float, max_concurrent: int) -> None:
+        self.cooldown = cooldown
+        self.max_concurrent = max(1, max_concurrent)
+        self.active = 0
+        self._last: dict[int, float] = {}
+
+    def refuse(self, user_id: int) -> str | None:
+        """A short notice when this user must wait, else None (and the user's clock restarts)."""
+        now = time.monotonic()
+        wait = self._last.get(user_id, -1e9) + self.cooldown - now
+        if wait > 0:
+            return f"Please wait {wait:.0f} s before asking again."
+        if self.active >= self.max_concurrent:
+            return "I'm answering other questions right now; please ask again in a moment."
+        self._last[user_id] = now
+        return None
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+class SourcesView(discord.ui.View):
+    """The "Sources" button under an answer: shows the full passages to whoever clicks, privately."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(timeout=3600)
+        self.answer = answer
+
+    @discord.ui.button(label="Sources", style=discord.ButtonStyle.secondary)
+    async def sources(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.send_message(
+            embed=sources_embed(self.answer), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+
+class CablebotClient(discord.Client):
+    """The bot. `core` is loaded before the client connects, so it is ready when Discord says so."""
+
+    def __init__(self, core: Cablebot, settings: Settings, intents: discord.Intents | None = None) -> None:
+        # No privileged intent: Discord sends message content for DMs and messages that mention the bot.
+        super().__init__(
+            intents=intents or discord.Intents.default(),
+            allowed_mentions=NO_MENTIONS,
+            max_ratelimit_timeout=30.0,  # a longer rate limit raises instead of hanging
+        )
+        self.core = core
+        self.settings = settings
+        self.gate = Gate(settings.discord_cooldown, settings.discord_max_concurrent)
+        self.conversations: OrderedDict[int, Conversation] = OrderedDict()  # by answer message or thread id
+        self.tree = app_commands.CommandTree(self)
+
+        @self.tree.command(name="ask", description="Ask a question; the answer is quoted from the documents.")
+        @app_commands.describe(question="Your question")
+        async def ask(interaction: discord.Interaction, question: str) -> None:
+            await self.ask_command(interaction, question)
+
+    async def setup_hook(self) -> None:
+        guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
+        if guild:
+            self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        log.info("synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+
+    async def on_ready(self) -> None:
+        log.info("ready as %s; %d chunks indexed", self.user, len(self.core.index.chunks))
+
+    # --- when to answer ---------------------------------------------------------------
+
+    def allowed(self, guild_id: int | None, channel_id: int | None) -> bool:
+        s = self.settings
+        if guild_id is None:  # direct messages
+            return not s.discord_allowed_guilds and not s.discord_allowed_channels
+        return (not s.discord_allowed_guilds or guild_id in s.discord_allowed_guilds) and (
+            not s.discord_allowed_channels or channel_id in s.discord_allowed_channels
+        )
+
+    def _remember(self, key: int, conversation: Conversation) -> None:
+        self.conversations[key] = conversation
+        self.conversations.move_to_end(key)
+        while len(self.conversations) > 10_000:
+            self.conversations.popitem(last=False)
+
+    async def answer(self, question: str, conversation: Conversation) -> Answer:
+        """`Cablebot.ask` in a worker thread, so heartbeats and other events keep flowing."""
+        with self.gate.slot():
+            return await asyncio.to_thread(self.core.ask, question, conversation)
+
+    async def ask_command(self, interaction: discord.Interaction, question: str) -> None:
+        if not self.allowed(interaction.guild_id, interaction.channel_id):
+            await interaction.response.send_message("I don't answer questions here.", ephemeral=True)
+            return
+        notice = self.gate.refuse(interaction.user.id)
+        if notice:
+            await interaction.response.send_message(notice, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)  # Discord's 3-second deadline
+        try:
+            conversation = Conversation()
+            answer = await self.answer(question, conversation)
+            message = await interaction.followup.send(
+                embed=answer_embed(answer), view=SourcesView(answer), allowed_mentions=NO_MENTIONS, wait=True
+            )
+            self._remember(message.id, conversation)
+        except CablebotError as e:
+            await interaction.followup.send(
+                clip(str(e), MESSAGE_LIMIT), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+        except Exception:
+            log.exception("error answering /ask %r", question)
+            await interaction.followup.send(APOLOGY, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or self.user is None:
+            return
+        conversation, where = self._conversation_for(message)
+        if conversation is None or not self.allowed(
+            message.guild.id if message.guild else None, message.channel.id
+        ):
+            return
+        question = re.sub(rf"<@!?{self.user.id}>", " ", message.content).strip()
+        if not question:
+            return
+        notice = self.gate.refuse(message.author.id)
+        if notice:
+            await message.reply(notice, allowed_mentions=NO_MENTIONS, delete_after=10)
+            return
+        channel = message.channel
+        if where == "new" and self.settings.discord_threads and isinstance(channel, discord.TextChannel):
+            try:
+                channel = await message.create_thread(name=clip(question, 90))
+            except discord.HTTPException:
+                log.info("cannot open a thread in #%s; replying in the channel", message.channel)
+        try:
+            async with channel.typing():
+                answer = await self.answer(question, conversation)
+            kwargs = {"embed": answer_embed(answer), "view": SourcesView(answer), "allowed_mentions": NO_MENTIONS}
+            if channel is message.channel:
+                sent = await message.reply(**kwargs)
+            else:
+                sent = await channel.send(**kwargs)
+                self._remember(channel.id, conversation)
+            self._remember(sent.id, conversation)
+        except CablebotError as e:
+            await message.reply(clip(str(e), MESSAGE_LIMIT), allowed_mentions=NO_MENTIONS)
+        except Exception:
+            log.exception("error answering message %s", message.id)
+            await message.reply(APOLOGY, allowed_mentions=NO_MENTIONS)
+
+    def _conversation_for(self, message: discord.Message) -> tuple[Conversation | None, str]:
+        """The conversation a message belongs to, if the bot should answer it."""
+        if message.channel.id in self.conversations:  # a thread the bot opened
+            return self.conversations[message.channel.id], "thread"
+        ref = message.reference.message_id if message.reference else None
+        if ref in self.conversations:  # a reply to one of the bot's answers
+            return self.conversations[ref], "reply"
+        if message.guild is None or self.user in message.mentions:
+            return Conversation(), "new"
+        return None, ""
+
+
+def point_at(api_base: str, gateway_url: str) -> None:
+    """Use another Discord API and gateway (a local fake in tests); empty strings keep Discord's."""
+    import yarl
+
+    if api_base:
+        discord.http.Route.BASE = api_base.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def run(settings: Settings) -> int:
+    """Run the bot until SIGINT/SIGTERM; errors Discord will not recover from end it with one line."""
+    token = read_token(settings)
+    discord.utils.setup_logging(level=logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(token))
+    point_at(settings.discord_api_base, settings.discord_gateway_url)
+    core = Cablebot(settings)  # the model and index load before the bot connects
+
+    async def main() -> None:
+        client = CablebotClient(core, settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(client.close()))
+        async with client:
+            await client.start(token, reconnect=True)
+
+    try:
+        asyncio.run(main())
+    except discord.LoginFailure as e:
+        raise CablebotError(
+            "Discord rejected the token (401 Unauthorized). Reset it on the Bot page of the Developer Portal "
+            "and set DISCORD_TOKEN to the new one."
+        ) from e
+    except discord.PrivilegedIntentsRequired as e:
+        raise CablebotError(CLOSE_CODES[4014]) from e
+    except discord.ConnectionClosed as e:
+        raise CablebotError(CLOSE_CODES.get(e.code, f"Discord closed the connection (code {e.code}).")) from e
+    except discord.GatewayNotFound as e:
+        raise CablebotError("cannot reach Discord's gateway; check the network") from e
+    return 0

@@ -1,0 +1,319 @@
+"""The real bot, over the wire, against a loopback fake of Discord's API and gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fake_discord import APP_ID, FakeDiscord, ask_interaction
+
+from cablebot.discord_bot import CablebotClient, point_at
+
+DESIGN_QUESTION = "How many Mexican officials guard the southern border?"
+LIMITS = {"description": 4096, "field_value": 1024, "field_name": 256, "embed": 6000, "fields": 25}
+
+
+@pytest.fixture
+async def wire(seed_bot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeDiscord, CablebotClient]]:
+    import discord
+
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
+    point_at(fake.api_base, fake.gateway_url)
+    settings = dataclasses.replace(seed_bot.settings, discord_cooldown=0.0, discord_max_concurrent=4)
+    client = CablebotClient(seed_bot, settings)
+    task = asyncio.create_task(client.start("test-token-do-not-log"))
+    await asyncio.wait_for(fake.ready.wait(), 20)
+    await asyncio.wait_for(client.wait_until_ready(), 20)
+    yield fake, client
+    await client.close()
+    await task
+    await fake.stop()
+
+
+async def _ask(fake: FakeDiscord, question: str, user_id: str = "1500000000000000001") -> tuple:
+    """Send /ask; return (callback request, follow-up request, time sent)."""
+    payload = ask_interaction(question, user_id)
+    sent = time.monotonic()
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    token = payload["token"]
+    callback = await fake.wait_for_request(lambda r: r.path == f"/interactions/{payload['id']}/{token}/callback")
+    if callback.body["type"] != 5:
+        return callback, None, sent
+    followup = await fake.wait_for_request(lambda r: r.path == f"/webhooks/{APP_ID}/{token}" and r.status == 200)
+    return callback, followup, sent
+
+
+def assert_within_limits(body: dict) -> None:
+    assert len(body.get("content") or "") <= 2000
+    for embed in body.get("embeds", []):
+        assert len(embed.get("description", "")) <= LIMITS["description"]
+        fields = embed.get("fields", [])
+        assert len(fields) <= LIMITS["fields"]
+        assert all(
+            len(f["value"]) <= LIMITS["field_value"] and len(f["name"]) <= LIMITS["field_name"] for f in fields
+        )
+        total = (
+            len(embed.get("title", ""))
+            + len(embed.get("description", ""))
+            + len(embed.get("footer", {}).get("text", ""))
+            + sum(len(f["name"]) + len(f["value"]) for f in fields)
+        )
+        assert total <= LIMITS["embed"]
+
+
+async def test_slash_ask_is_deferred_at_once_then_answered_with_a_cited_embed(wire) -> None:
+    fake, _ = wire
+    callback, followup, sent = await _ask(fake, DESIGN_QUESTION)
+    assert callback.body == {"type": 5}  # deferred ("thinking")
+    assert callback.at - sent < 1.0
+    body = followup.body
+    assert body["allowed_mentions"] == {"parse": []}
+    (embed,) = body["embeds"]
+    assert "**125** Mexican immigration officials" in embed["description"]
+    assert embed["description"].endswith("[1]")
+    (field,) = embed["fields"]
+    assert field["name"].startswith("[1] WikiLeaks XIX") and "¶9" in field["name"]
+    assert "125 Mexican immigration officials" in field["value"] and "https://ips-dc.org/" in field["value"]
+    assert embed["footer"]["text"] == "Quoted verbatim from the documents."
+    button = body["components"][0]["components"][0]
+    assert button["label"] == "Sources"
+    assert_within_limits(body)
+
+
+async def test_unanswerable_question_says_so_in_the_footer(wire) -> None:
+    fake, _ = wire
+    _, followup, _ = await _ask(fake, "What is the capital of Honduras?")
+    (embed,) = followup.body["embeds"]
+    assert "do not answer" in embed["description"]
+    assert "closest, not an answer" in embed["footer"]["text"]
+    assert all(f["name"].startswith("Closest, not an answer") for f in embed["fields"])
+
+
+async def test_a_429_is_retried(wire) -> None:
+    fake, _ = wire
+    fake.rate_limit_next[f"/webhooks/{APP_ID}/"] = 1
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION)
+    statuses = [r.status for r in fake.requests if r.path.startswith(f"/webhooks/{APP_ID}/")]
+    assert statuses == [429, 200]
+    assert "125" in followup.body["embeds"][0]["description"]
+
+
+async def test_opcode_7_leads_to_a_resume(wire) -> None:
+    fake, _ = wire
+    await fake.request_reconnect()
+    await asyncio.wait_for(fake.resumed.wait(), 20)
+    resume = [e for e in fake.gateway_events if e["op"] == 6]
+    assert resume and resume[-1]["d"]["session_id"] == "fake-session"
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION)  # still serving
+    assert "125" in followup.body["embeds"][0]["description"]
+
+
+async def test_second_ask_inside_the_cooldown_gets_an_ephemeral_notice(wire) -> None:
+    fake, client = wire
+    client.gate.cooldown = 60.0
+    await _ask(fake, DESIGN_QUESTION, user_id="1500000000000000009")
+    callback, followup, _ = await _ask(fake, DESIGN_QUESTION, user_id="1500000000000000009")
+    assert followup is None and callback.body["type"] == 4
+    assert callback.body["data"]["flags"] & 64  # ephemeral
+    assert "Please wait" in callback.body["data"]["content"]
+    _, other, _ = await _ask(fake, DESIGN_QUESTION, user_id="1500000000000000010")  # other users are not held
+    assert other is not None
+
+
+async def test_a_failure_gets_an_apology_and_the_bot_keeps_serving(wire, monkeypatch, caplog) -> None:
+    fake, client = wire
+    real_ask = client.core.ask
+    calls = []
+
+    def failing_once(question, conversation=None):
+        calls.append(question)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real_ask(question, conversation)
+
+    monkeypatch.setattr(client.core, "ask", failing_once)
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION)
+    assert followup.body["flags"] & 64 and "Sorry" in followup.body["content"]
+    assert "boom" in caplog.text and "Traceback" in caplog.text
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION)
+    assert "125" in followup.body["embeds"][0]["description"]
+
+
+async def test_a_slow_answer_does_not_block_the_event_loop(wire, monkeypatch) -> None:
+    fake, client = wire
+    real_ask = client.core.ask
+
+    def slow(question, conversation=None):
+        time.sleep(1.0)
+        return real_ask(question, conversation)
+
+    monkeypatch.setattr(client.core, "ask", slow)
+    ticks = 0
+
+    async def heartbeat_like() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    ticker = asyncio.create_task(heartbeat_like())
+    _, followup, sent = await _ask(fake, DESIGN_QUESTION)
+    ticker.cancel()
+    assert followup.at - sent >= 1.0
+    assert ticks >= 15  # ~20 expected in 1 s: the loop kept running while ask() slept
+
+
+async def test_quoted_mentions_ping_nobody(tmp_path: Path, seed_bot, monkeypatch) -> None:
+    import discord
+
+    from cablebot.core import Cablebot
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "memo.txt").write_text(
+        "The memo was sent to @everyone and <@&123> and <@42> by the 7 attachés.\n", encoding="utf-8"
+    )
+    settings = dataclasses.replace(
+        seed_bot.settings, index_dir=tmp_path / "index", corpus_paths=(docs,), discord_cooldown=0.0
+    )
+    core = Cablebot(settings, warn=lambda m: None)
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
+    point_at(fake.api_base, fake.gateway_url)
+    client = CablebotClient(core, settings)
+    task = asyncio.create_task(client.start("test-token"))
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 20)
+        _, followup, _ = await _ask(fake, "Who was the memo sent to?")
+        assert followup.body["allowed_mentions"] == {"parse": []}
+        text = followup.body["embeds"][0]["description"]
+        assert "@everyone" in text and "<@&123>" in text
+    finally:
+        await client.close()
+        await task
+        await fake.stop()
+
+
+def _cli_env(fake: FakeDiscord, index: Path, token: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DISCORD_TOKEN": token,
+        "CABLEBOT_DISCORD_API_BASE": fake.api_base,
+        "CABLEBOT_DISCORD_GATEWAY_URL": fake.gateway_url,
+        "CABLEBOT_INDEX_DIR": str(index),
+    }
+
+
+async def test_close_code_4004_ends_the_process_with_one_clear_line(seed_settings) -> None:
+    fake = FakeDiscord(close_after_identify=4004)
+    await fake.start()
+    token = "secret-token-4004-xyz"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cablebot.cli",
+            "discord",
+            env=_cli_env(fake, seed_settings.index_dir, token),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        await fake.stop()
+    assert fake.identified.is_set()
+    assert proc.returncode == 1
+    stderr = err.decode()
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith("cablebot: error: Discord rejected the token (gateway close 4004)")
+    )
+    assert "Traceback" not in stderr
+    assert token not in stderr + out.decode()
+
+
+def test_no_token_exits_non_zero_with_one_line() -> None:
+    from conftest import run_cli
+
+    out = run_cli("discord", env={"DISCORD_TOKEN": ""})
+    assert out.returncode == 1
+    assert (
+        out.stderr.strip()
+        == "cablebot: error: no Discord token: set DISCORD_TOKEN (or [discord] token_file in config.toml)"
+    )
+
+
+async def _bot_post(fake: FakeDiscord, channel_id: str, after: int) -> object:
+    """The next message the bot posts in `channel_id` (request index > `after`)."""
+    return await fake.wait_for_request(
+        lambda r: (
+            fake.requests.index(r) > after and r.method == "POST" and r.path == f"/channels/{channel_id}/messages"
+        )
+    )
+
+
+async def test_mention_opens_a_thread_and_follow_ups_there_keep_context(wire) -> None:
+    from fake_discord import BOT_USER, CHANNEL_ID, user_message
+
+    fake, _ = wire
+    start = len(fake.requests)
+    await fake.dispatch("MESSAGE_CREATE", user_message(f"<@{BOT_USER['id']}> {DESIGN_QUESTION}", mention_bot=True))
+    opened = await fake.wait_for_request(lambda r: r.path.endswith("/threads") and fake.requests.index(r) >= start)
+    assert opened.path.startswith(f"/channels/{CHANNEL_ID}/messages/") and opened.body["name"] == DESIGN_QUESTION
+    thread_id = next(r for r in fake.requests[start:] if r.path.endswith("/threads"))
+    first = await fake.wait_for_request(
+        lambda r: (
+            r.method == "POST"
+            and r.path.endswith("/messages")
+            and r.path != f"/channels/{CHANNEL_ID}/messages"
+            and fake.requests.index(r) > fake.requests.index(thread_id)
+        )
+    )
+    assert "**125**" in first.body["embeds"][0]["description"]
+    assert first.body["allowed_mentions"] == {"parse": []}
+    thread = first.path.split("/")[2]
+    mark = len(fake.requests)
+    await fake.dispatch("MESSAGE_CREATE", user_message("And how long is that border?", channel_id=thread))
+    follow = await _bot_post(fake, thread, mark)
+    assert "**577**" in follow.body["embeds"][0]["description"]
+
+
+async def test_reply_to_an_answer_is_a_follow_up_and_dms_are_answered(wire) -> None:
+    from fake_discord import user_message
+
+    fake, client = wire
+    client.settings = dataclasses.replace(client.settings, discord_threads=False)
+    dm = "1600000000000000001"
+    start = len(fake.requests)
+    await fake.dispatch("MESSAGE_CREATE", user_message(DESIGN_QUESTION, channel_id=dm, guild=False))
+    first = await _bot_post(fake, dm, start)
+    assert "**125**" in first.body["embeds"][0]["description"]
+    for _ in range(100):  # the fake records the POST before the bot has its reply back
+        if client.conversations:
+            break
+        await asyncio.sleep(0.02)
+    answer_id = next(iter(client.conversations))
+    mark = len(fake.requests)
+    await fake.dispatch(
+        "MESSAGE_CREATE",
+        user_message("And how long is that border?", channel_id=dm, guild=False, reply_to=str(answer_id)),
+    )
+    follow = await _bot_post(fake, dm, mark)
+    assert "**577**" in follow.body["embeds"][0]["description"]
+    assert follow.body["message_reference"]["message_id"] is not None
