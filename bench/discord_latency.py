@@ -1,6 +1,6 @@
 """Time from INTERACTION_CREATE to the deferred callback and to the follow-up, over loopback.
 
-usage: python bench/discord_latency.py [--n 20]
+usage: python bench/discord_latency.py [--n 20] [--index DIR]
 
 Runs the real bot (real model and index of the bundled article) against the
 loopback fake of Discord in tests/fake_discord.py, warms it with two
@@ -34,11 +34,11 @@ QUESTIONS = [
 ]
 
 
-async def main(n: int) -> None:
+async def main(n: int, index: str | None) -> None:
     fake = FakeDiscord()
     await fake.start()
     point_at(fake.api_base, fake.gateway_url)
-    settings = dataclasses.replace(load_settings(), discord_cooldown=0.0)
+    settings = dataclasses.replace(load_settings(index_dir=index), discord_cooldown=0.0)
     client = CablebotClient(Cablebot(settings), settings)
     task = asyncio.create_task(client.start("bench-token"))
     await fake.ready.wait()
@@ -70,4 +70,6 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20)
-    asyncio.run(main(ap.parse_args().n))
+    ap.add_argument("--index", help="index directory (default: from config.toml)")
+    args = ap.parse_args()
+    asyncio.run(main(args.n, args.index))

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from cablebot.config import BUNDLED_CORPUS, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ["HF_HUB_OFFLINE"] = "1"
+# A fresh cache per test run: the ONNX export from the bundled weights is exercised, not assumed.
+os.environ["CABLEBOT_CACHE"] = tempfile.mkdtemp(prefix="cablebot-cache-")
 
 
 class FakeEmbedder:

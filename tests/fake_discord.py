@@ -379,7 +379,7 @@ def user_message(
     return data
 
 
-def ask_interaction(question: str, user_id: str = "1500000000000000001") -> dict:
+def ask_interaction(question: str, user_id: str = "1500000000000000001", **options: str) -> dict:
     """An INTERACTION_CREATE payload for `/ask question:<question>` in a guild channel, as Discord sends it."""
     user = {"id": user_id, "username": "reader", "discriminator": "0", "global_name": "Reader", "avatar": None}
     return {
@@ -422,6 +422,7 @@ def ask_interaction(question: str, user_id: str = "1500000000000000001") -> dict
             "id": snowflake(),
             "name": "ask",
             "type": 1,
-            "options": [{"name": "question", "type": 3, "value": question}],
+            "options": [{"name": "question", "type": 3, "value": question}]
+            + [{"name": k, "type": 3, "value": v} for k, v in options.items()],
         },
     }

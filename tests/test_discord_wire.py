@@ -41,9 +41,9 @@ async def wire(seed_bot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple
     await fake.stop()
 
 
-async def _ask(fake: FakeDiscord, question: str, user_id: str = "1500000000000000001") -> tuple:
+async def _ask(fake: FakeDiscord, question: str, user_id: str = "1500000000000000001", **options: str) -> tuple:
     """Send /ask; return (callback request, follow-up request, time sent)."""
-    payload = ask_interaction(question, user_id)
+    payload = ask_interaction(question, user_id, **options)
     sent = time.monotonic()
     await fake.dispatch("INTERACTION_CREATE", payload)
     token = payload["token"]
@@ -100,6 +100,14 @@ async def test_unanswerable_question_says_so_in_the_footer(wire) -> None:
     assert all(f["name"].startswith("Closest, not an answer") for f in embed["fields"])
 
 
+async def test_ask_options_filter_the_documents(wire) -> None:
+    fake, _ = wire
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION, doc="no-such-document")
+    assert "do not answer" in followup.body["embeds"][0]["description"]
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION, doc="wikileaks-xix-guatemalan-concerns")
+    assert "**125**" in followup.body["embeds"][0]["description"]
+
+
 async def test_a_429_is_retried(wire) -> None:
     fake, _ = wire
     fake.rate_limit_next[f"/webhooks/{APP_ID}/"] = 1
@@ -136,11 +144,11 @@ async def test_a_failure_gets_an_apology_and_the_bot_keeps_serving(wire, monkeyp
     real_ask = client.core.ask
     calls = []
 
-    def failing_once(question, conversation=None):
+    def failing_once(question, conversation=None, where=None):
         calls.append(question)
         if len(calls) == 1:
             raise RuntimeError("boom")
-        return real_ask(question, conversation)
+        return real_ask(question, conversation, where)
 
     monkeypatch.setattr(client.core, "ask", failing_once)
     _, followup, _ = await _ask(fake, DESIGN_QUESTION)
@@ -154,9 +162,9 @@ async def test_a_slow_answer_does_not_block_the_event_loop(wire, monkeypatch) ->
     fake, client = wire
     real_ask = client.core.ask
 
-    def slow(question, conversation=None):
+    def slow(question, conversation=None, where=None):
         time.sleep(1.0)
-        return real_ask(question, conversation)
+        return real_ask(question, conversation, where)
 
     monkeypatch.setattr(client.core, "ask", slow)
     ticks = 0

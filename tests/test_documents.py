@@ -7,7 +7,7 @@ SEED = Path(__file__).resolve().parent.parent / "src/cablebot/data/seed"
 
 def test_seed_article_metadata_and_joined_fragments() -> None:
     warnings: list[str] = []
-    (doc,) = load_documents([SEED], warnings.append)
+    (doc,) = load_documents([SEED], warnings.append).documents
     assert warnings == []
     assert doc.title.startswith("WikiLeaks XIX: Guatemalan Concerns")
     assert doc.url and doc.url.startswith("https://ips-dc.org/")
@@ -55,7 +55,9 @@ def test_bad_files_are_warned_about_and_skipped(tmp_path: Path) -> None:
     (tmp_path / "latin.txt").write_bytes("Caf\xe9 con le\xf1a.".encode("latin-1"))
     (tmp_path / "empty.txt").write_text("   \n", encoding="utf-8")
     warnings: list[str] = []
-    docs = load_documents([tmp_path, tmp_path / "missing.txt"], warnings.append)
+    loaded = load_documents([tmp_path, tmp_path / "missing.txt"], warnings.append)
+    docs = loaded.documents
+    assert (loaded.skipped, loaded.failed) == (3, 0)
     assert sorted(d.id for d in docs) == ["good", "latin"]
     text = "\n".join(warnings)
     assert "binary.txt: binary file" in text
@@ -69,5 +71,5 @@ def test_same_file_name_gets_distinct_ids(tmp_path: Path) -> None:
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "notes.txt").write_text(f"Notes from {sub}.", encoding="utf-8")
-    ids = [d.id for d in load_documents([tmp_path], print)]
+    ids = [d.id for d in load_documents([tmp_path], print).documents]
     assert len(set(ids)) == 2 and ids[0] == "notes"

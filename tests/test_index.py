@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from cablebot.documents import load_documents
 from cablebot.errors import CablebotError
 from cablebot.index import Index, IndexMissing, build_index
 
@@ -24,7 +23,7 @@ def _corpus(tmp_path: Path) -> Path:
 
 
 def _build(docs: Path, index: Path, embedder) -> object:
-    return build_index(load_documents([docs], print), embedder, index, 100, 30)
+    return build_index([docs], embedder, index, 100, 30)
 
 
 def test_rebuild_embeds_only_changed_documents(tmp_path: Path, fake_embedder) -> None:

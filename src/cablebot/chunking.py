@@ -14,8 +14,9 @@ from functools import cache
 
 from cablebot.documents import Document
 
-# Bump when the chunks made from the same settings change; the manifest records it.
-CHUNKER_VERSION = 1
+# Bump when parsing or chunking makes different chunks from the same files and settings;
+# the manifest records it, and an index made by another version is rebuilt.
+CHUNKER_VERSION = 3
 
 _ABBREVIATIONS = {
     "mr",
@@ -86,6 +87,7 @@ class Chunk:
     start: int  # character offsets of `text` in Document.text
     end: int
     text: str
+    location: str = ""  # how a citation names the paragraph: "¶9"
 
 
 def _ends_with_abbreviation(text: str, following: str) -> bool:
@@ -145,7 +147,7 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> Iterator[Chu
                 size += tokens[j]
                 j += 1
             a, b = spans[i][0], spans[j - 1][1]
-            yield Chunk(doc.id, number, offset + a, offset + b, paragraph[a:b])
+            yield Chunk(doc.id, number, offset + a, offset + b, paragraph[a:b], doc.label(number - 1))
             if j >= len(spans):
                 break
             # Step back over trailing sentences that fit in the overlap, keeping progress.

@@ -32,11 +32,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    ask = sub.add_parser("ask", parents=[common], help="answer one question (or a batch from stdin with --json)")
+    filters = argparse.ArgumentParser(add_help=False)
+    group = filters.add_argument_group("filters (answer only from matching documents)")
+    group.add_argument("--origin", help='part of the origin, e.g. "Mexico" for "Embassy Mexico"')
+    group.add_argument("--since", metavar="DATE", help="created on or after DATE (2009, 2009-10 or 2009-10-23)")
+    group.add_argument("--until", metavar="DATE", help="created on or before DATE")
+    group.add_argument("--classification", help="e.g. SECRET (also matches SECRET//NOFORN)")
+    group.add_argument("--doc", metavar="ID", help="one document, e.g. the reference ID 09MEXICO3061")
+
+    ask = sub.add_parser(
+        "ask", parents=[common, filters], help="answer one question (or a batch from stdin with --json)"
+    )
     ask.add_argument("question", nargs="*", help="the question; with --json and none, read one a line from stdin")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
 
-    sub.add_parser("chat", parents=[common], help="interactive questions with follow-ups")
+    sub.add_parser("chat", parents=[common, filters], help="interactive questions with follow-ups")
+
+    ev = sub.add_parser("eval", parents=[common], help="score answers on a JSONL question set")
+    ev.add_argument("questions", type=Path, help="JSONL question set (id, question, answers, support, doc, type)")
 
     sub.add_parser("discord", parents=[common], help="run the Discord bot (token from DISCORD_TOKEN)")
 
@@ -55,6 +68,12 @@ def _settings(args: argparse.Namespace):
     from cablebot.config import load_settings
 
     return load_settings(args.config, args.index)
+
+
+def _filter(args: argparse.Namespace):
+    from cablebot.retrieval import Filter
+
+    return Filter(args.origin, args.since, args.until, args.classification, args.doc)
 
 
 def _progress(total: int) -> Callable[[int], None] | None:
@@ -79,9 +98,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     report = build(settings, args.paths or None, warn=_warn, progress=_progress)
     print(
-        f"indexed {report.documents} documents, {report.chunks} chunks in {settings.index_dir} "
-        f"({report.embedded} chunks embedded, {report.chunks - report.embedded} reused, "
-        f"{report.removed} documents removed) in {report.seconds:.1f}s",
+        f"indexed {report.documents} documents ({report.skipped} skipped, {report.failed} failed), "
+        f"{report.chunks} chunks in {settings.index_dir} ({report.embedded} embedded, "
+        f"{report.chunks - report.embedded} reused, {report.removed} documents removed) in {report.seconds:.1f}s",
         file=sys.stderr,
     )
     return 0
@@ -93,7 +112,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     if args.question or not args.json:
         question = check_question(" ".join(args.question))  # fail fast, before loading the model
-        answer = Cablebot(_settings(args)).ask(question)
+        answer = Cablebot(_settings(args)).ask(question, where=_filter(args))
         if args.json:
             print(json.dumps(to_json(answer), ensure_ascii=False))
         else:
@@ -103,7 +122,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for line in sys.stdin:
         question = line.rstrip("\n")
         try:
-            row = to_json(bot.ask(question))
+            row = to_json(bot.ask(question, where=_filter(args)))
         except CablebotError as e:
             row = {"question": question, "error": str(e)}
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -129,9 +148,21 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not question.strip():
             continue
         try:
-            print(to_text(bot.ask(question, conversation), color=sys.stdout.isatty()))
+            print(to_text(bot.ask(question, conversation, _filter(args)), color=sys.stdout.isatty()))
         except CablebotError as e:
             print(f"cablebot: {e}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from cablebot.core import Cablebot
+    from cablebot.evaluation import evaluate, load_questions
+
+    questions = load_questions(args.questions)
+    scores = evaluate(questions, Cablebot(_settings(args)).ask)
+    for miss in scores.misses:
+        print(f"MISS {miss}")
+    print(scores.summary())
+    return 0
 
 
 def cmd_discord(args: argparse.Namespace) -> int:
@@ -144,7 +175,7 @@ def cmd_discord(args: argparse.Namespace) -> int:
     return run(settings)
 
 
-COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "index": cmd_index, "discord": cmd_discord}
+COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "index": cmd_index, "eval": cmd_eval, "discord": cmd_discord}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

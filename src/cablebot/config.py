@@ -18,12 +18,14 @@ class Settings:
 
     corpus_paths: tuple[Path, ...] = (BUNDLED_CORPUS,)
     index_dir: Path = Path("index")
+    index_approximate_above: int = 200_000
     embedding_model: str = "all-MiniLM-L6-v2"
-    embedding_batch_size: int = 64
+    embedding_backend: str = "onnx"
+    embedding_batch_size: int = 16
     chunking_tokens: int = 100
     chunking_overlap: int = 30
     answer_k: int = 8
-    answer_min_score: float = 0.62
+    answer_min_score: float = 0.725
     answer_max_chars: int = 400
     discord_token_file: str = ""
     discord_guild_id: int = 0

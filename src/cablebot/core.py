@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cablebot.answering import Answer, choose_answer
 from cablebot.config import Settings
 from cablebot.errors import CablebotError
 
+if TYPE_CHECKING:
+    from cablebot.embedding import Embedder
+    from cablebot.index import BuildReport
+    from cablebot.retrieval import Filter
+
 MAX_QUESTION_CHARS = 2000
+EXPAND = 30  # chunks of the best passage's document also weighed as answers
 
 
 def check_question(question: str) -> str:
@@ -61,33 +69,30 @@ class Conversation:
 def build(
     settings: Settings,
     paths: Sequence[Path] | None = None,
-    embedder=None,
+    embedder: Embedder | None = None,
     warn: Callable[[str], None] = _stderr,
     progress=None,
-):
+) -> BuildReport:
     """(Re)index `paths` (default: the configured corpus) into the configured index directory.
 
-    Returns the BuildReport. Only documents whose content changed are embedded again.
+    Only documents whose content changed are parsed and embedded again.
     """
-    from cablebot.documents import load_documents
-    from cablebot.embedding import Embedder
+    from cablebot.embedding import load_embedder
     from cablebot.index import build_index
 
     sources = [Path(p).resolve() for p in (paths or settings.corpus_paths)]
-    documents = load_documents(sources, warn)
-    if not documents:
-        raise CablebotError("no documents to index (supported: .txt, .md, .html)")
-    embedder = embedder or Embedder(settings.embedding_model)
+    embedder = embedder or load_embedder(settings.embedding_model, settings.embedding_backend)
     s = settings
     return build_index(
-        documents,
+        sources,
         embedder,
         s.index_dir,
         s.chunking_tokens,
         s.chunking_overlap,
         s.embedding_batch_size,
+        warn,
         progress,
-        sources=[str(p) for p in sources],
+        s.index_approximate_above,
     )
 
 
@@ -95,12 +100,12 @@ class Cablebot:
     """The loaded model and index; answers questions in milliseconds once loaded."""
 
     def __init__(self, settings: Settings, warn: Callable[[str], None] = _stderr) -> None:
-        from cablebot.embedding import Embedder
-        from cablebot.index import Index, IndexMissing
+        from cablebot.embedding import load_embedder
+        from cablebot.index import Index, IndexMissing, chunker_settings
         from cablebot.retrieval import Retriever
 
         self.settings = settings
-        self.embedder = Embedder(settings.embedding_model)
+        self.embedder = load_embedder(settings.embedding_model, settings.embedding_backend)
         configured = [str(p.resolve()) for p in settings.corpus_paths]
         try:
             index = Index.load(settings.index_dir)
@@ -109,28 +114,39 @@ class Cablebot:
             build(settings, embedder=self.embedder, warn=warn)
             index = Index.load(settings.index_dir)
         index.check_model(self.embedder.name, self.embedder.dim)
+        rebuild = f"cablebot index --index {settings.index_dir} PATH..."
+        chunker = chunker_settings(settings.chunking_tokens, settings.chunking_overlap)
+        outdated = "" if index.manifest.get("chunker") == chunker else "the chunking settings or version changed"
         stale = index.stale_documents()
-        if stale and index.manifest.get("sources") == configured:
-            warn(f"{len(stale)} indexed file(s) changed; updating {settings.index_dir}…")
+        if stale and not outdated:
+            outdated = f"{len(stale)} indexed file(s) changed (e.g. {stale[0]})"
+        if outdated and index.manifest.get("sources") == configured:
+            warn(f"{outdated}; updating {settings.index_dir}…")
             build(settings, embedder=self.embedder, warn=warn)
             index = Index.load(settings.index_dir)
-        elif stale:
-            warn(
-                f"{len(stale)} indexed file(s) changed since indexing (e.g. {stale[0]}); "
-                f"update it with: cablebot index --index {settings.index_dir} PATH..."
+        elif outdated and not stale:
+            raise CablebotError(
+                f"index in {settings.index_dir} is out of date: {outdated}; rebuild it with: {rebuild}"
             )
+        elif outdated:
+            warn(f"{outdated} since indexing; update the index with: {rebuild}")
         self.retriever = Retriever(index, self.embedder)
 
     @property
     def index(self):
         return self.retriever.index
 
-    def ask(self, question: str, conversation: Conversation | None = None) -> Answer:
-        """Answer `question` verbatim from the documents, or abstain."""
+    def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
+        """Answer `question` verbatim from the documents `where` allows, or abstain."""
+        from cablebot.retrieval import Filter
+
         question = check_question(question)
         context, previous = conversation.context_for(question) if conversation else ("", None)
         query = f"{context} {question}".strip()
-        hits = self.retriever.search(query, max(self.settings.answer_k, 5))
+        named = self.retriever.named_document(question) or self.retriever.named_document(context)
+        if named and not (where and where.doc):  # a question naming a cable searches that cable
+            where = dataclasses.replace(where or Filter(), doc=named)
+        hits = self.retriever.search(query, max(self.settings.answer_k, 5), where, expand=EXPAND)
         s = self.settings
         answer = choose_answer(
             question,
@@ -142,6 +158,7 @@ class Cablebot:
             context,
             previous,
         )
+        answer = dataclasses.replace(answer, hits=answer.hits[: max(s.answer_k, 5)])
         if conversation is not None:
             conversation.add(answer)
         return answer

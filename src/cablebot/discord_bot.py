@@ -27,6 +27,7 @@ from cablebot.config import Settings
 from cablebot.core import Cablebot, Conversation
 from cablebot.errors import CablebotError
 from cablebot.rendering import MESSAGE_LIMIT, answer_embed, clip, sources_embed
+from cablebot.retrieval import Filter
 
 log = logging.getLogger("cablebot.discord")
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -137,9 +138,25 @@ class CablebotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
 
         @self.tree.command(name="ask", description="Ask a question; the answer is quoted from the documents.")
-        @app_commands.describe(question="Your question")
-        async def ask(interaction: discord.Interaction, question: str) -> None:
-            await self.ask_command(interaction, question)
+        @app_commands.describe(
+            question="Your question",
+            origin='Only cables from this origin, e.g. "Mexico"',
+            since="Only documents created on or after this date (2009, 2009-10, 2009-10-23)",
+            until="Only documents created on or before this date",
+            classification="Only this classification, e.g. SECRET",
+            doc="Only this document, e.g. the reference ID 09MEXICO3061",
+        )
+        async def ask(
+            interaction: discord.Interaction,
+            question: str,
+            origin: str | None = None,
+            since: str | None = None,
+            until: str | None = None,
+            classification: str | None = None,
+            doc: str | None = None,
+        ) -> None:
+            where = Filter(origin, since, until, classification, doc)
+            await self.ask_command(interaction, question, where or None)
 
     async def setup_hook(self) -> None:
         guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
@@ -167,12 +184,14 @@ class CablebotClient(discord.Client):
         while len(self.conversations) > 10_000:
             self.conversations.popitem(last=False)
 
-    async def answer(self, question: str, conversation: Conversation) -> Answer:
+    async def answer(self, question: str, conversation: Conversation, where: Filter | None = None) -> Answer:
         """`Cablebot.ask` in a worker thread, so heartbeats and other events keep flowing."""
         with self.gate.slot():
-            return await asyncio.to_thread(self.core.ask, question, conversation)
+            return await asyncio.to_thread(self.core.ask, question, conversation, where)
 
-    async def ask_command(self, interaction: discord.Interaction, question: str) -> None:
+    async def ask_command(
+        self, interaction: discord.Interaction, question: str, where: Filter | None = None
+    ) -> None:
         if not self.allowed(interaction.guild_id, interaction.channel_id):
             await interaction.response.send_message("I don't answer questions here.", ephemeral=True)
             return
@@ -183,7 +202,7 @@ class CablebotClient(discord.Client):
         await interaction.response.defer(thinking=True)  # Discord's 3-second deadline
         try:
             conversation = Conversation()
-            answer = await self.answer(question, conversation)
+            answer = await self.answer(question, conversation, where)
             message = await interaction.followup.send(
                 embed=answer_embed(answer), view=SourcesView(answer), allowed_mentions=NO_MENTIONS, wait=True
             )

@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
 
+from cablebot.cables import looks_like_cable, parse_cable
+
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 
 # Paragraphs that are site furniture, never content (matched on short paragraphs only).
@@ -31,8 +33,11 @@ _COMPLETE_END = re.compile(r"""[.!?…:"”’')\]]\s*$""")
 class Document:
     """One source a citation can name: an article, a page, a cable.
 
-    `paragraphs` is empty for documents read back from an index (the chunk
-    store holds their text).
+    `labels` names each paragraph in citations ("¶5" of a cable); by default
+    paragraphs are numbered from 1. `paragraphs` and `labels` are empty for
+    documents read back from an index (the chunk store holds their text).
+    Cables carry `reference_id`, `created`, `classification`, `origin`,
+    `tags` and `subject` in `metadata`.
     """
 
     id: str
@@ -42,6 +47,20 @@ class Document:
     sha256: str = ""
     paragraphs: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+
+    def label(self, index: int) -> str:
+        """Citation label of paragraph `index` (0-based)."""
+        return self.labels[index] if index < len(self.labels) else f"¶{index + 1}"
+
+    @property
+    def is_cable(self) -> bool:
+        return "reference_id" in self.metadata
+
+    @property
+    def date(self) -> str:
+        """ISO date (YYYY-MM-DD) when known, for filters and citations."""
+        return (self.metadata.get("created") or self.metadata.get("date") or "")[:10]
 
     @property
     def text(self) -> str:
@@ -90,7 +109,31 @@ def read_document(path: Path, warn: Callable[[str], None]) -> Document | None:
     text = decode(data, str(path), warn)
     if text is None:
         return None
+    return parse_document(path, text, sha256_bytes(data), warn)
+
+
+def parse_document(path: Path, text: str, sha256: str, warn: Callable[[str], None]) -> Document | None:
+    """A Document from a file's text: a cable when it looks like one, else an article or page."""
     suffix = path.suffix.lower()
+    if looks_like_cable(text, suffix):
+        meta, labelled = parse_cable(text, suffix, path.stem)
+        if meta.get("subject"):  # the cable's own subject line: often what a question is about
+            labelled.insert(0, ("subject", meta["subject"]))
+        if not labelled:
+            warn(f"skipped {path}: a cable with no text")
+            return None
+        if "reference_id" not in meta:
+            warn(f"{path}: cable without a reference ID; using the file name")
+        ref = meta.get("reference_id") or path.stem
+        return Document(
+            id=ref,
+            title=meta.get("subject") or ref,
+            path=str(path),
+            sha256=sha256,
+            paragraphs=tuple(p for _, p in labelled),
+            labels=tuple(lb for lb, _ in labelled),
+            metadata=meta,
+        )
     if suffix in (".html", ".htm"):
         meta, blocks = parse_html(text)
     elif suffix in (".md", ".markdown"):
@@ -107,7 +150,7 @@ def read_document(path: Path, warn: Callable[[str], None]) -> Document | None:
         title=title,
         url=meta.pop("url", None) or None,
         path=str(path),
-        sha256=sha256_bytes(data),
+        sha256=sha256,
         paragraphs=paragraphs,
         metadata=meta,
     )
@@ -273,14 +316,74 @@ def parse_html(text: str) -> tuple[dict[str, str], list[tuple[str, bool]]]:
     return parser.meta, [(t, joinable) for t, joinable, _ in blocks]
 
 
-def load_documents(paths: Iterable[Path], warn: Callable[[str], None]) -> list[Document]:
-    """Every readable document under `paths`; ids made unique when two files share a name."""
+@dataclass(frozen=True)
+class Known:
+    """A file indexed before: unchanged size and mtime (or content) means its Document is reused."""
+
+    size: int
+    mtime_ns: int
+    document: Document
+
+
+@dataclass
+class Loaded:
+    documents: list[Document]
+    reused: int = 0  # unchanged files, not parsed again
+    skipped: int = 0  # unreadable, binary, empty or duplicate files
+    failed: int = 0  # files the parser choked on
+
+
+def load_documents(
+    paths: Iterable[Path], warn: Callable[[str], None], known: dict[str, Known] | None = None
+) -> Loaded:
+    """Every readable document under `paths`, parsing only files that changed since `known`.
+
+    Ids are made unique when two files share a name; two cables with the same
+    reference ID are one document (the first), with a warning.
+    """
+    known = known or {}
+    loaded = Loaded([])
     docs: dict[str, Document] = {}
-    for path in iter_files(paths, warn):
-        doc = read_document(path, warn)
+
+    def missing(message: str) -> None:
+        loaded.skipped += 1
+        warn(message)
+
+    for path in iter_files(paths, missing):
+        doc = _reuse(path, known.get(str(path)))
+        if doc is not None:
+            loaded.reused += 1
+        else:
+            try:
+                doc = read_document(path, warn)
+            except Exception as e:  # a malformed file must not stop the run
+                warn(f"failed {path}: {type(e).__name__}: {e}")
+                loaded.failed += 1
+                continue
         if doc is None:
+            loaded.skipped += 1
+            continue
+        if doc.id in docs and doc.is_cable:
+            warn(f"skipped {path}: same reference ID {doc.id} as {docs[doc.id].path}")
+            loaded.skipped += 1
             continue
         if doc.id in docs:
             doc = replace(doc, id=f"{doc.id}-{sha256_bytes(str(path).encode())[:8]}")
         docs[doc.id] = doc
-    return list(docs.values())
+    loaded.documents = list(docs.values())
+    return loaded
+
+
+def _reuse(path: Path, known: Known | None) -> Document | None:
+    """The known Document when the file is unchanged: same size and mtime, or same content."""
+    if known is None:
+        return None
+    try:
+        st = path.stat()
+        if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
+            return known.document
+        if sha256_bytes(path.read_bytes()) == known.document.sha256:
+            return known.document
+    except OSError:
+        return None
+    return None

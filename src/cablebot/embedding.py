@@ -1,13 +1,25 @@
 """Embedding: text to L2-normalised vectors with the bundled all-MiniLM-L6-v2, offline.
 
+Two equivalent encoders of the same weights:
+- "onnx" (the default): ONNX Runtime and `tokenizers`, no torch import, so a
+  question is answered a fraction of a second after the process starts. The
+  ONNX file is exported once from the bundled weights by the torch encoder and
+  cached (see `onnx_path`).
+- "torch": sentence-transformers itself, the reference the ONNX encoder is
+  tested against (cosine >= 0.999) and the one that exports it.
+
 Questions and passages take separate paths: a question is one short text
-embedded at once (and cached, for repeated questions), passages are embedded in
-length-sorted batches with progress reporting.
+embedded at once (and cached, for repeated questions); passages are embedded
+in length-sorted batches with progress reporting.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +31,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("onnx", "torch")
+ONNX_FORMAT = 1  # bump when the exported graph changes
 
 
 def model_path(model: str) -> Path:
@@ -35,27 +49,29 @@ def model_path(model: str) -> Path:
     return path
 
 
+def _offline() -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 class Embedder:
-    """A sentence-transformers model, loaded once, never from the network."""
+    """What indexing and retrieval need from an encoder."""
 
-    def __init__(self, model: str = BUNDLED_MODEL) -> None:
-        self.name = model
-        path = model_path(model)
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+    name: str  # the model, as recorded in the index manifest
+    dim: int
+    backend: str
 
-        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on every start
-        self._model = SentenceTransformer(str(path), device="cpu")
-        self.dim = int(self._model.get_embedding_dimension() or 0)
+    def __init__(self) -> None:
         self.embed_query = lru_cache(maxsize=256)(self._embed_query)
 
     def _embed_query(self, text: str) -> np.ndarray:
-        return self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
+        return self._encode([text])[0]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
 
     def embed_documents(
         self,
@@ -63,19 +79,144 @@ class Embedder:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Vectors for `texts`, in order; longest first in batches so padding is minimal."""
+        """Vectors for `texts`, in order; batched by length so padding is minimal."""
         import numpy as np
 
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            out[batch] = self._model.encode(
-                [texts[i] for i in batch],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-            )
+            out[batch] = self._encode([texts[i] for i in batch])
             if progress:
                 progress(len(batch))
         return out
+
+
+class TorchEmbedder(Embedder):
+    """sentence-transformers on torch: the reference encoder."""
+
+    backend = "torch"
+
+    def __init__(self, model: str = BUNDLED_MODEL) -> None:
+        super().__init__()
+        self.name = model
+        self.path = model_path(model)
+        _offline()
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on every start
+        self.model = SentenceTransformer(str(self.path), device="cpu")
+        self.dim = int(self.model.get_embedding_dimension() or 0)
+        self.max_length = int(self.model.max_seq_length)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
+
+    def export_onnx(self, out: Path) -> None:
+        """Write the transformer (token embeddings, before pooling) as an ONNX graph to `out`."""
+        import torch
+
+        class TokenEmbeddings(torch.nn.Module):
+            """The transformer with plain tensor inputs and output, as ONNX wants it."""
+
+            def __init__(self, transformer: torch.nn.Module) -> None:
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                out = self.transformer(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                )
+                return out.last_hidden_state
+
+        wrapped = TokenEmbeddings(self.model[0].auto_model.eval())
+        enc = self.model.tokenizer(["an example sentence"], return_tensors="pt")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"token_embeddings": {0: "batch", 1: "tokens"}}
+        tmp = out.with_suffix(".tmp")
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes on tracing are not for users
+            torch.onnx.export(
+                wrapped,
+                (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]),
+                str(tmp),
+                input_names=names,
+                output_names=["token_embeddings"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, out)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("CABLEBOT_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cablebot"
+
+
+def onnx_path(model: str) -> Path:
+    """Where the ONNX export of `model` is cached: keyed by the weights, so a new model gets a new file."""
+    path = model_path(model)
+    weights = next((p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()), None)
+    st = weights.stat() if weights else None
+    key = f"{path.resolve()}|{st.st_size if st else 0}|{st.st_mtime_ns if st else 0}|{ONNX_FORMAT}"
+    return cache_dir() / f"{path.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+
+
+class OnnxEmbedder(Embedder):
+    """The same weights through ONNX Runtime: no torch at query time."""
+
+    backend = "onnx"
+
+    def __init__(self, model: str = BUNDLED_MODEL, threads: int | None = None) -> None:
+        super().__init__()
+        self.name = model
+        path = model_path(model)
+        onnx_file = onnx_path(model)
+        if not onnx_file.is_file():
+            print(f"cablebot: exporting {model} to ONNX (once) in {onnx_file.parent}…", file=sys.stderr)
+            onnx_file.parent.mkdir(parents=True, exist_ok=True)
+            TorchEmbedder(model).export_onnx(onnx_file)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        config = (
+            json.loads((path / "sentence_bert_config.json").read_text())
+            if (path / "sentence_bert_config.json").is_file()
+            else {}
+        )
+        self.max_length = int(config.get("max_seq_length", 256))
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # a damaged cache file: say how to recover
+            raise CablebotError(f"cannot load {onnx_file} ({e}); delete it to export it again") from e
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.onnx_file = onnx_file
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        batch = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in batch], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        types = np.array([e.type_ids for e in batch], dtype=np.int64)
+        (tokens,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+
+
+def load_embedder(model: str = BUNDLED_MODEL, backend: str = "onnx") -> Embedder:
+    if backend == "onnx":
+        return OnnxEmbedder(model)
+    if backend == "torch":
+        return TorchEmbedder(model)
+    raise CablebotError(f"unknown embedding backend {backend!r} (use one of: {', '.join(BACKENDS)})")

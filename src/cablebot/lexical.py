@@ -29,7 +29,7 @@ STOPWORDS = frozenset(
     this those through to too under until up very was we were what when where which while who whom
     whose why will with would you your yours yourself according said say says much many article
     cable document report
-    """.split()  # noqa: SIM905
+    """.split()
 )
 
 
@@ -45,7 +45,7 @@ def terms(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    for suffix, min_len in (("ies", 5), ("es", 5), ("s", 4), ("ing", 6), ("ed", 5), ("ly", 6)):
+    for suffix, min_len in (("ies", 5), ("es", 5), ("s", 4), ("ing", 6), ("ed", 5)):
         if word.endswith(suffix) and len(word) >= min_len and not word.endswith("ss"):
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word

@@ -24,6 +24,7 @@ def to_json(answer: Answer) -> dict[str, Any]:
                 "location": c.location,
                 "quote": c.quote,
                 "url": c.url,
+                "reference": c.reference,
             }
             for c in answer.citations
         ],
@@ -31,7 +32,7 @@ def to_json(answer: Answer) -> dict[str, Any]:
             {
                 "rank": h.rank,
                 "source": h.chunk.doc_id,
-                "location": f"¶{h.chunk.paragraph}",
+                "location": h.chunk.location,
                 "score": round(h.score, 4),
                 "text": h.chunk.text,
             }
@@ -52,7 +53,7 @@ def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
             for h in answer.hits[:closest]:
                 lines.append(
                     textwrap.fill(
-                        f"- {h.chunk.doc_id} ¶{h.chunk.paragraph}: {h.chunk.text}",
+                        f"- {h.chunk.doc_id} {h.chunk.location}: {h.chunk.text}",
                         width,
                         subsequent_indent="  ",
                         max_lines=3,
@@ -67,7 +68,9 @@ def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
     lines.append(textwrap.fill(f"“{text}” [{answer.citations[0].n}]", width))
     lines += ["", "Sources:"]
     for c in answer.citations:
-        lines.append(f"[{c.n}] {c.title}, {c.location}")
+        lines.append(f"[{c.n}] {c.reference}")
+        if c.detail:
+            lines.append(f"    {c.title}")
         if c.url:
             lines.append(f"    {c.url}")
     return "\n".join(lines)
@@ -111,7 +114,7 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
     if answer.abstained:
         embed.description = answer.text
         for h in answer.hits[:3]:
-            name = clip(f"Closest, not an answer: {h.chunk.doc_id} ¶{h.chunk.paragraph}", FIELD_NAME_LIMIT)
+            name = clip(f"Closest, not an answer: {h.chunk.doc_id} {h.chunk.location}", FIELD_NAME_LIMIT)
             embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
         embed.set_footer(text=FOOTER_ABSTAINED)
     else:
@@ -123,9 +126,7 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
         for c in answer.citations[:FIELDS_LIMIT]:
             link = f"\n{c.url}" if c.url else ""
             value = clip(f"> {_escape(c.quote)}", FIELD_VALUE_LIMIT - len(link)) + link
-            embed.add_field(
-                name=clip(f"[{c.n}] {c.title}, {c.location}", FIELD_NAME_LIMIT), value=value, inline=False
-            )
+            embed.add_field(name=clip(f"[{c.n}] {c.reference}", FIELD_NAME_LIMIT), value=value, inline=False)
         embed.set_footer(text=FOOTER_ANSWERED)
     return _fit(embed)
 
@@ -136,9 +137,7 @@ def sources_embed(answer: Answer):  # -> discord.Embed
 
     embed = discord.Embed(title="Sources", colour=0x718096)
     for h in answer.hits[:FIELDS_LIMIT]:
-        name = clip(
-            f"{h.rank}. {h.chunk.doc_id} ¶{h.chunk.paragraph} (similarity {h.score:.2f})", FIELD_NAME_LIMIT
-        )
+        name = clip(f"{h.rank}. {h.chunk.doc_id} {h.chunk.location} (similarity {h.score:.2f})", FIELD_NAME_LIMIT)
         embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
     return _fit(embed)
 

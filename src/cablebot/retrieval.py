@@ -4,14 +4,48 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
+from cablebot.cables import REFERENCE_ID
 from cablebot.chunking import Chunk
+from cablebot.documents import Document
 from cablebot.lexical import terms
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from cablebot.embedding import Embedder
     from cablebot.index import Index
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which documents a question may be answered from; unset fields do not filter."""
+
+    origin: str | None = None  # part of the origin, any case: "Mexico" matches "Embassy Mexico"
+    since: str | None = None  # ISO date, inclusive: "2009", "2009-10", "2009-10-23"
+    until: str | None = None  # ISO date, inclusive
+    classification: str | None = None  # "SECRET" matches "SECRET" and "SECRET//NOFORN"
+    doc: str | None = None  # a document id (a cable's reference ID)
+
+    def __bool__(self) -> bool:
+        return any((self.origin, self.since, self.until, self.classification, self.doc))
+
+    def matches(self, doc: Document) -> bool:
+        meta = doc.metadata
+        if self.doc and doc.id.casefold() != self.doc.casefold():
+            return False
+        if self.origin and self.origin.casefold() not in meta.get("origin", "").casefold():
+            return False
+        if self.classification:
+            level = meta.get("classification", "").upper()
+            if self.classification.upper() not in (level, level.split("//")[0]):
+                return False
+        date = doc.date
+        if self.since and (not date or date < self.since):
+            return False
+        return not (self.until and (not date or date[: len(self.until)] > self.until))
 
 
 @dataclass(frozen=True)
@@ -38,19 +72,55 @@ class Retriever:
         df = self.index.lexical.doc_freq(term)
         return math.log(1 + len(self.index.chunks) / df) if df else self._max_weight
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The `k` best chunks for `query`; each hit's score is its cosine similarity."""
+    def named_document(self, question: str) -> str | None:
+        """The indexed cable a question names by reference ID ("When was 09MEXICO3061 written?")."""
+        for match in REFERENCE_ID.findall(question.upper()):
+            if match in self.index.documents:
+                return match
+        return None
+
+    def _allowed_rows(self, where: Filter) -> np.ndarray:
+        import numpy as np
+
+        ok = {doc_id for doc_id, doc in self.index.documents.items() if where.matches(doc)}
+        return np.fromiter((c.doc_id in ok for c in self.index.chunks), dtype=bool, count=len(self.index.chunks))
+
+    @cached_property
+    def _rows_of_document(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for row, chunk in enumerate(self.index.chunks):
+            rows.setdefault(chunk.doc_id, []).append(row)
+        return rows
+
+    def search(self, query: str, k: int, where: Filter | None = None, expand: int = 0) -> list[Hit]:
+        """The `k` best chunks for `query` among the documents `where` allows; scores are cosine similarities.
+
+        With `expand`, up to that many more chunks of the document the top hits
+        point at most follow: the answer is often a few paragraphs from the
+        passages that matched the question best.
+        """
         import numpy as np
 
         vector = self.embedder.embed_query(query)
         pool = max(50, 5 * k)
-        dense = self.index.search(vector, pool)
-        lexical = self.index.lexical.top(terms(query), pool)
+        mask = self._allowed_rows(where) if where else None
+        if mask is not None and not mask.any():
+            return []
+        dense = self.index.search(vector, pool, mask)
+        lexical = self.index.lexical.top(terms(query), pool, mask)
         fused: dict[int, float] = {}
         for ranking in (dense, lexical):
             for rank, (row, _) in enumerate(ranking, 1):
                 fused[row] = fused.get(row, 0.0) + 1.0 / (self.RRF_K + rank)
         rows = sorted(fused, key=lambda r: -fused[r])[:k]
+        if expand and rows:  # the document the top passages point at most
+            weight: dict[str, float] = {}
+            for r in rows:
+                doc_id = self.index.chunks[r].doc_id
+                weight[doc_id] = weight.get(doc_id, 0.0) + fused[r]
+            taken = set(rows)
+            same_doc = self._rows_of_document[max(weight, key=weight.__getitem__)]
+            rows += [r for r in same_doc if r not in taken][:expand]
         cosine = dict(dense)
         missing = [r for r in rows if r not in cosine]
         if missing:

@@ -1,0 +1,147 @@
+"""`cablebot eval`: score answers on a question set, with the metrics the product is judged by.
+
+A question set is JSONL, one object a line:
+    {"id": "...", "question": "...", "answers": ["125"], "support": "...",
+     "doc": "seed" | "<document id>", "type": "number|...|unanswerable"}
+
+hit@k      a passage among the first k holds a gold answer, at least half the
+           support's words, and comes from the right document
+answer     the answer holds a gold answer and is at most 400 characters
+cited      ...and a citation names the right document with a quote holding it
+abstain    unanswerable questions answered with an abstention
+false_abstain  answerable questions wrongly abstained on
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cablebot.answering import Answer
+from cablebot.errors import CablebotError
+
+MAX_ANSWER = 400
+
+
+def fold(text: str) -> str:
+    """Compare text after folding case, accents, quotes, dashes, whitespace and thousands separators."""
+    text = unicodedata.normalize("NFKD", text or "")
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    for a, b in (("’", "'"), ("“", '"'), ("”", '"'), ("—", " "), ("–", "-")):
+        text = text.replace(a, b)
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
+    text = re.sub(r"[*`]+", "", text)
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", fold(text)))
+
+
+def holds_answer(text: str, answers: Iterable[str]) -> bool:
+    folded = fold(text)
+    return any(fold(a) in folded for a in answers)
+
+
+def right_document(source: str, doc: str) -> bool:
+    return not doc or doc == "seed" or doc.casefold() in source.casefold()
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    support: str
+    doc: str
+    type: str
+
+    @property
+    def answerable(self) -> bool:
+        return self.type != "unanswerable"
+
+
+def load_questions(path: Path) -> list[Question]:
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [
+            Question(
+                r["id"],
+                r["question"],
+                tuple(r.get("answers", ())),
+                r.get("support", ""),
+                r.get("doc") or "",
+                r.get("type", "other"),
+            )
+            for r in rows
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CablebotError(f"cannot read question set {path}: {e}") from e
+
+
+def passage_hit(text: str, source: str, q: Question) -> bool:
+    if not holds_answer(text, q.answers):
+        return False
+    support = _words(q.support)
+    if support and len(support & _words(text)) / len(support) < 0.5:
+        return False
+    return right_document(source, q.doc)
+
+
+@dataclass
+class Scores:
+    answerable: int = 0
+    unanswerable: int = 0
+    hit1: int = 0
+    hit5: int = 0
+    answered: int = 0
+    cited: int = 0
+    abstained: int = 0
+    false_abstained: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, q: Question, a: Answer) -> None:
+        if not q.answerable:
+            self.unanswerable += 1
+            self.abstained += a.abstained
+            if not a.abstained:
+                self.misses.append(f"{q.id} answered an unanswerable question: {a.text[:120]}")
+            return
+        self.answerable += 1
+        hits = [passage_hit(h.chunk.text, h.chunk.doc_id, q) for h in a.hits[:5]]
+        self.hit1 += bool(hits) and hits[0]
+        self.hit5 += any(hits)
+        ok = not a.abstained and holds_answer(a.text, q.answers) and len(a.text) <= MAX_ANSWER
+        self.answered += ok
+        self.false_abstained += a.abstained
+        self.cited += ok and any(
+            right_document(c.source, q.doc) and holds_answer(c.quote, q.answers) for c in a.citations
+        )
+        if not ok:
+            why = "abstained" if a.abstained else f"answered {a.text[:120]!r}"
+            self.misses.append(
+                f"{q.id} {why} (hit@1={hits[0] if hits else False}, hit@5={any(hits)}); "
+                f"expected {q.answers[0]!r}: {q.question}"
+            )
+
+    def summary(self) -> str:
+        def ratio(x: int, n: int) -> str:
+            return f"{x / n:.3f}" if n else "n/a"
+
+        n, u = self.answerable, self.unanswerable
+        return (
+            f"n={n}+{u} hit@1={ratio(self.hit1, n)} hit@5={ratio(self.hit5, n)} "
+            f"answer={ratio(self.answered, n)} cited={ratio(self.cited, n)} "
+            f"abstain={ratio(self.abstained, u)} false_abstain={ratio(self.false_abstained, n)}"
+        )
+
+
+def evaluate(questions: list[Question], ask: Callable[[str], Answer]) -> Scores:
+    scores = Scores()
+    for q in questions:
+        scores.add(q, ask(q.question))
+    return scores
