@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ def serve(path: str, queries: str, exact: str) -> None:
     """In a new process: load as cablebot does, search, report latency, recall and memory."""
     import faiss
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = _status("VmRSS")
     index = faiss.read_index(path, faiss.IO_FLAG_MMAP)
     q = np.load(queries)
     truth = np.load(exact)
@@ -58,18 +57,25 @@ def serve(path: str, queries: str, exact: str) -> None:
         _, ids = index.search(q[i : i + 1], 10, params=params)
         times.append((time.perf_counter() - t) * 1000)
         found += len(set(ids[0]) & set(truth[i]))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
             {
                 "median_ms": float(np.median(times)),
                 "p95_ms": float(np.percentile(times, 95)),
                 "recall_at_10": found / (10 * len(q)),
-                "peak_rss_mib": rss / 1024,
-                "rss_before_load_mib": rss0 / 1024,
+                "peak_rss_mib": _status("VmHWM"),
+                "rss_before_load_mib": rss0,
             }
         )
     )
+
+
+def _status(field: str) -> float:
+    """A memory figure of this process from /proc, in MiB (ru_maxrss would include the parent's, pre-exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:

@@ -81,7 +81,9 @@ def build(
     from cablebot.index import build_index
 
     sources = [Path(p).resolve() for p in (paths or settings.corpus_paths)]
-    embedder = embedder or load_embedder(settings.embedding_model, settings.embedding_backend)
+    embedder = embedder or load_embedder(
+        settings.embedding_model, settings.embedding_backend, settings.embedding_quantize
+    )
     s = settings
     return build_index(
         sources,
@@ -105,7 +107,9 @@ class Cablebot:
         from cablebot.retrieval import Retriever
 
         self.settings = settings
-        self.embedder = load_embedder(settings.embedding_model, settings.embedding_backend)
+        self.embedder = load_embedder(
+            settings.embedding_model, settings.embedding_backend, settings.embedding_quantize
+        )
         configured = [str(p.resolve()) for p in settings.corpus_paths]
         try:
             index = Index.load(settings.index_dir)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import warnings
@@ -165,58 +166,129 @@ def onnx_path(model: str) -> Path:
 
 
 class OnnxEmbedder(Embedder):
-    """The same weights through ONNX Runtime: no torch at query time."""
+    """The same weights through ONNX Runtime: no torch at query time.
+
+    With `quantized`, the weights are int8 (ONNX Runtime's dynamic
+    quantization of the export): about twice as fast, vectors within cosine
+    ~0.99 of the fp32 ones. Its name carries "@int8", so an index and its
+    questions always use the same one.
+    """
 
     backend = "onnx"
 
-    def __init__(self, model: str = BUNDLED_MODEL, threads: int | None = None) -> None:
+    def __init__(self, model: str = BUNDLED_MODEL, quantized: bool = False) -> None:
         super().__init__()
-        self.name = model
+        self.name = f"{model}@int8" if quantized else model
         path = model_path(model)
         onnx_file = onnx_path(model)
         if not onnx_file.is_file():
             print(f"cablebot: exporting {model} to ONNX (once) in {onnx_file.parent}…", file=sys.stderr)
             onnx_file.parent.mkdir(parents=True, exist_ok=True)
             TorchEmbedder(model).export_onnx(onnx_file)
-        import onnxruntime as ort
+        if quantized:
+            onnx_file = _quantized(onnx_file)
         from tokenizers import Tokenizer
 
-        config = (
-            json.loads((path / "sentence_bert_config.json").read_text())
-            if (path / "sentence_bert_config.json").is_file()
-            else {}
-        )
+        config_file = path / "sentence_bert_config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         self.max_length = int(config.get("max_seq_length", 256))
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.onnx_file = onnx_file
+        self.session = self._session(threads=min(4, os.cpu_count() or 1))  # questions: all cores on one text
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self._workers: list | None = None
+
+    def _session(self, threads: int):
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle threads must not spin: FAISS and numpy need the cores right after each run.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Graph optimisation takes half of a cold start: do it once and keep the optimised graph.
+        optimized = self.onnx_file.with_suffix(".optimized.onnx")
+        source, written = self.onnx_file, optimized.with_suffix(f".{os.getpid()}.tmp")
+        if optimized.is_file():
+            source = optimized
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        else:
+            options.optimized_model_filepath = str(written)
         try:
-            self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            if written.is_file():
+                os.replace(written, optimized)  # whole, or not at all, for other processes
+            return session
         except Exception as e:  # a damaged cache file: say how to recover
-            raise CablebotError(f"cannot load {onnx_file} ({e}); delete it to export it again") from e
-        self.dim = int(self.session.get_outputs()[0].shape[-1])
-        self.onnx_file = onnx_file
+            raise CablebotError(f"cannot load {self.onnx_file} ({e}); delete it to export it again") from e
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], session=None) -> np.ndarray:
         import numpy as np
 
         batch = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         types = np.array([e.type_ids for e in batch], dtype=np.int64)
-        (tokens,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        (tokens,) = (session or self.session).run(None, feeds)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
+    def embed_documents(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 16,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Length-sorted batches on every core: one single-threaded session per core beats one shared session."""
+        from concurrent.futures import ThreadPoolExecutor
 
-def load_embedder(model: str = BUNDLED_MODEL, backend: str = "onnx") -> Embedder:
+        import numpy as np
+
+        cores = os.cpu_count() or 1
+        if self._workers is None:
+            self._workers = [self._session(threads=1) for _ in range(cores)]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+
+        def run(n: int) -> None:
+            session = self._workers[n % cores]  # type: ignore[index]
+            for batch in batches[n::cores]:
+                out[batch] = self._encode([texts[i] for i in batch], session)
+                if progress:
+                    progress(len(batch))
+
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(run, range(cores)))
+        return out
+
+
+def _quantized(onnx_file: Path) -> Path:
+    """The int8 version of an ONNX export, made once next to it."""
+    out = onnx_file.with_name(onnx_file.stem + "-int8.onnx")
+    if not out.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = out.with_suffix(".tmp")
+        logging.disable(logging.WARNING)  # its advice on pre-processing is not for users
+        try:
+            quantize_dynamic(str(onnx_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
+        os.replace(tmp, out)
+    return out
+
+
+def load_embedder(model: str = BUNDLED_MODEL, backend: str = "onnx", quantized: bool = False) -> Embedder:
     if backend == "onnx":
-        return OnnxEmbedder(model)
+        return OnnxEmbedder(model, quantized)
     if backend == "torch":
+        if quantized:
+            raise CablebotError('int8 quantization needs the onnx backend ([embedding] backend = "onnx")')
         return TorchEmbedder(model)
     raise CablebotError(f"unknown embedding backend {backend!r} (use one of: {', '.join(BACKENDS)})")

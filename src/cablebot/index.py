@@ -104,6 +104,7 @@ class Index:
         import faiss
 
         manifest = cls.read_manifest(directory)
+        faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
         files = manifest.get("files", {})
         try:
             vec_path = directory / files["vectors"]
@@ -306,6 +307,7 @@ def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE)
     import faiss
     import numpy as np
 
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding use every core
     n, dim = matrix.shape
     if n <= approximate_above:
         flat = faiss.IndexFlatIP(dim)
@@ -313,7 +315,7 @@ def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE)
         return flat, "IndexFlatIP"
     nlist = max(1, min(65536, int(4 * np.sqrt(n))))
     index = faiss.index_factory(dim, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
-    sample = matrix if n <= 256 * nlist else matrix[np.random.default_rng(0).choice(n, 256 * nlist, replace=False)]
+    sample = matrix if n <= 64 * nlist else matrix[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
     index.train(sample)
     index.add(matrix)
     return index, f"IVF{nlist},SQfp16"

@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +36,21 @@ STOPWORDS = frozenset(
 
 def terms(text: str) -> list[str]:
     """Content words of `text`, lower-cased and crudely stemmed, for lexical matching."""
+    return list(_terms(text))
+
+
+@lru_cache(maxsize=50_000)  # answering looks at the same passages and sentences again and again
+def _terms(text: str) -> tuple[str, ...]:
     out = []
     for word in re.findall(r"[\w][\w'’.-]*[\w]|\w", text.lower()):
         word = word.replace("’", "'").removesuffix("'s").replace(",", "")
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             continue
         out.append(stem(word))
-    return out
+    return tuple(out)
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     for suffix, min_len in (("ies", 5), ("es", 5), ("s", 4), ("ing", 6), ("ed", 5)):
         if word.endswith(suffix) and len(word) >= min_len and not word.endswith("ss"):
