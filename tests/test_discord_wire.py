@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import sys
@@ -13,14 +14,16 @@ from pathlib import Path
 import pytest
 from fake_discord import APP_ID, FakeDiscord, ask_interaction
 
+from cablebot.config import Settings
 from cablebot.discord_bot import CablebotClient, point_at
 
 DESIGN_QUESTION = "How many Mexican officials guard the southern border?"
 LIMITS = {"description": 4096, "field_value": 1024, "field_name": 256, "embed": 6000, "fields": 25}
 
 
-@pytest.fixture
-async def wire(seed_bot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeDiscord, CablebotClient]]:
+@contextlib.asynccontextmanager
+async def connected(core, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple]:
+    """The real bot over `core`, connected to a fresh loopback fake of Discord."""
     import discord
 
     fake = FakeDiscord()
@@ -30,15 +33,23 @@ async def wire(seed_bot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple
         discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     )
     point_at(fake.api_base, fake.gateway_url)
-    settings = dataclasses.replace(seed_bot.settings, discord_cooldown=0.0, discord_max_concurrent=4)
-    client = CablebotClient(seed_bot, settings)
+    client = CablebotClient(core, settings)
     task = asyncio.create_task(client.start("test-token-do-not-log"))
-    await asyncio.wait_for(fake.ready.wait(), 20)
-    await asyncio.wait_for(client.wait_until_ready(), 20)
-    yield fake, client
-    await client.close()
-    await task
-    await fake.stop()
+    try:
+        await asyncio.wait_for(fake.ready.wait(), 20)
+        await asyncio.wait_for(client.wait_until_ready(), 20)
+        yield fake, client
+    finally:
+        await client.close()
+        await task
+        await fake.stop()
+
+
+@pytest.fixture
+async def wire(seed_bot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeDiscord, CablebotClient]]:
+    settings = dataclasses.replace(seed_bot.settings, discord_cooldown=0.0, discord_max_concurrent=4)
+    async with connected(seed_bot, settings, monkeypatch) as running:
+        yield running
 
 
 async def _ask(fake: FakeDiscord, question: str, user_id: str = "1500000000000000001", **options: str) -> tuple:
@@ -183,8 +194,6 @@ async def test_a_slow_answer_does_not_block_the_event_loop(wire, monkeypatch) ->
 
 
 async def test_quoted_mentions_ping_nobody(tmp_path: Path, seed_bot, monkeypatch) -> None:
-    import discord
-
     from cablebot.core import Cablebot
 
     docs = tmp_path / "docs"
@@ -196,25 +205,11 @@ async def test_quoted_mentions_ping_nobody(tmp_path: Path, seed_bot, monkeypatch
         seed_bot.settings, index_dir=tmp_path / "index", corpus_paths=(docs,), discord_cooldown=0.0
     )
     core = Cablebot(settings, warn=lambda m: None)
-    fake = FakeDiscord()
-    await fake.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    )
-    point_at(fake.api_base, fake.gateway_url)
-    client = CablebotClient(core, settings)
-    task = asyncio.create_task(client.start("test-token"))
-    try:
-        await asyncio.wait_for(client.wait_until_ready(), 20)
+    async with connected(core, settings, monkeypatch) as (fake, _):
         _, followup, _ = await _ask(fake, "Who was the memo sent to?")
         assert followup.body["allowed_mentions"] == {"parse": []}
         text = followup.body["embeds"][0]["description"]
         assert "@everyone" in text and "<@&123>" in text
-    finally:
-        await client.close()
-        await task
-        await fake.stop()
 
 
 def _cli_env(fake: FakeDiscord, index: Path, token: str) -> dict[str, str]:

@@ -108,3 +108,12 @@ def test_fresh_clone_builds_the_default_index_on_first_ask(tmp_path: Path) -> No
     assert "indexing" in out.stderr and "125" in out.stdout
     again = run_cli("ask", "--config", str(config), DESIGN_QUESTION)
     assert "indexing" not in again.stderr and "125" in again.stdout
+
+
+def test_an_index_from_another_encoder_is_explained(index_copy: Path) -> None:
+    manifest = json.loads((index_copy / "manifest.json").read_text())
+    manifest.update(model="some-other-encoder", sources=["/elsewhere"])
+    (index_copy / "manifest.json").write_text(json.dumps(manifest))
+    out = run_cli("ask", "--index", str(index_copy), DESIGN_QUESTION)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "encoder some-other-encoder" in out.stderr and "rebuild it with: cablebot index" in out.stderr

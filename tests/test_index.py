@@ -83,8 +83,10 @@ def test_other_model_or_format_is_detected(tmp_path: Path, fake_embedder) -> Non
     docs, index = _corpus(tmp_path), tmp_path / "index"
     _build(docs, index, fake_embedder)
     loaded = Index.load(index)
-    with pytest.raises(CablebotError, match=r"built with fake-hash .* configured model is all-MiniLM-L6-v2"):
-        loaded.check_model("all-MiniLM-L6-v2", 384)
+    assert loaded.model_mismatch("fake-hash", 64) == ""
+    assert "encoder fake-hash (64 dimensions) but the configured one is all-MiniLM-L6-v2@int8 (384)" in (
+        loaded.model_mismatch("all-MiniLM-L6-v2@int8", 384)
+    )
     manifest = json.loads((index / "manifest.json").read_text())
     (index / "manifest.json").write_text(json.dumps(manifest | {"format": 99}))
     with pytest.raises(CablebotError, match="format 99"):

@@ -21,7 +21,7 @@ class Settings:
     index_approximate_above: int = 200_000
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_backend: str = "onnx"
-    embedding_quantize: bool = False
+    embedding_quantize: bool = True
     embedding_batch_size: int = 16
     chunking_tokens: int = 100
     chunking_overlap: int = 30

@@ -117,10 +117,11 @@ class Cablebot:
             warn(f"no index in {settings.index_dir} yet; indexing {', '.join(configured)} (once)…")
             build(settings, embedder=self.embedder, warn=warn)
             index = Index.load(settings.index_dir)
-        index.check_model(self.embedder.name, self.embedder.dim)
         rebuild = f"cablebot index --index {settings.index_dir} PATH..."
         chunker = chunker_settings(settings.chunking_tokens, settings.chunking_overlap)
-        outdated = "" if index.manifest.get("chunker") == chunker else "the chunking settings or version changed"
+        outdated = index.model_mismatch(self.embedder.name, self.embedder.dim) or (
+            "" if index.manifest.get("chunker") == chunker else "the chunking settings or version changed"
+        )
         stale = index.stale_documents()
         if stale and not outdated:
             outdated = f"{len(stale)} indexed file(s) changed (e.g. {stale[0]})"

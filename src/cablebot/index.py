@@ -147,14 +147,14 @@ class Index:
             )
         return cls(directory, manifest, documents, chunks, vectors, lexical)
 
-    def check_model(self, model: str, dimension: int) -> None:
-        """Refuse to search with vectors from another model: the scores would be meaningless."""
+    def model_mismatch(self, model: str, dimension: int) -> str:
+        """Why this index cannot be searched with `model` (vectors from another encoder mean nothing), or ""."""
         if self.manifest.get("model") != model or self.manifest.get("dimension") != dimension:
-            raise CablebotError(
-                f"index in {self.directory} was built with {self.manifest.get('model')} "
-                f"({self.manifest.get('dimension')} dimensions) but the configured model is {model} "
-                f"({dimension}); rebuild it with: {REBUILD}"
+            return (
+                f"it was built with the encoder {self.manifest.get('model')} ({self.manifest.get('dimension')} "
+                f"dimensions) but the configured one is {model} ({dimension})"
             )
+        return ""
 
     def stale_documents(self) -> list[str]:
         """Paths of indexed files that changed or vanished since the index was built."""

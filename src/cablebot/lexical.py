@@ -52,9 +52,16 @@ def _terms(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    for suffix, min_len in (("ies", 5), ("es", 5), ("s", 4), ("ing", 6), ("ed", 5)):
-        if word.endswith(suffix) and len(word) >= min_len and not word.endswith("ss"):
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    """Crude suffix stripping, consistent above all: "families"/"family", "conferences"/"conference"."""
+    if len(word) >= 5 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) >= 5 and word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    for suffix, min_len in (("ing", 6), ("ed", 5)):
+        if word.endswith(suffix) and len(word) >= min_len:
+            return word[: -len(suffix)]
     return word
 
 
