@@ -37,6 +37,19 @@ READER = {
     "global_name": "Reader",
     "avatar": None,
 }
+CHANNEL = {
+    "id": CHANNEL_ID,
+    "type": 0,
+    "guild_id": GUILD_ID,
+    "name": "general",
+    "position": 0,
+    "permission_overwrites": [],
+    "nsfw": False,
+    "parent_id": None,
+    "topic": None,
+    "last_message_id": None,
+    "rate_limit_per_user": 0,
+}
 GUILD = {
     "id": GUILD_ID,
     "name": "Cable readers",
@@ -79,21 +92,7 @@ GUILD = {
             "flags": 0,
         }
     ],
-    "channels": [
-        {
-            "id": CHANNEL_ID,
-            "type": 0,
-            "guild_id": GUILD_ID,
-            "name": "general",
-            "position": 0,
-            "permission_overwrites": [],
-            "nsfw": False,
-            "parent_id": None,
-            "topic": None,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
-        }
-    ],
+    "channels": [CHANNEL],
     "members": [
         {
             "user": BOT_USER,
@@ -390,16 +389,7 @@ def ask_interaction(question: str, user_id: str = "1500000000000000001", **optio
         "version": 1,
         "guild_id": GUILD_ID,
         "channel_id": CHANNEL_ID,
-        "channel": {
-            "id": CHANNEL_ID,
-            "type": 0,
-            "guild_id": GUILD_ID,
-            "name": "general",
-            "position": 0,
-            "permission_overwrites": [],
-            "nsfw": False,
-            "parent_id": None,
-        },
+        "channel": CHANNEL,
         "member": {
             "user": user,
             "roles": [],
