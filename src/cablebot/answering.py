@@ -92,8 +92,9 @@ _DATE = re.compile(
 _NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the)\s+)?[A-Z][\w'’.-]*)*")
 
 
+_HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often)\b"  # asks for a number or a measure
 _WH_PHRASE = re.compile(
-    r"\bhow (many|much|long|far|big|large|fine|old|high|often)\b|\b(what|which) (percentage|percent|share|"
+    _HOW + r"|\b(what|which) (percentage|percent|share|"
     r"proportion|number|amount|date|day|year|kind|type|sort)\b",
     re.IGNORECASE,
 )
@@ -143,8 +144,8 @@ def question_kind(question: str) -> str:
     """number | person | place | date | reason | other: what an answer should contain."""
     q = question.lower()
     if re.search(
-        r"\bhow (many|much|long|far|big|large|fine|old|high|often)\b|\bwhat (percentage|percent|share|"
-        r"proportion|number|amount|price|sum)\b|\bhow [a-z]+ (a|an) (stake|share|sum)\b",
+        _HOW + r"|\bwhat (percentage|percent|share|proportion|number|amount|price|sum)\b"
+        r"|\bhow [a-z]+ (a|an) (stake|share|sum)\b",
         q,
     ):
         return "number"
@@ -209,32 +210,10 @@ _TITLE_CUE = re.compile(
     r"\b(Mr|Mrs|Ms|Dr|President|Minister|Ambassador|General|Gen|Governor|Prince|King|Queen|Sheikh|Senator|"
     r"Director|Chairman|Secretary|Judge|Colonel|Col|Captain|Commissioner|Mayor|spokesman|MP|PM)\.?\s+$"
 )
-_COMMON_STARTS = {
-    "the",
-    "a",
-    "an",
-    "this",
-    "that",
-    "these",
-    "those",
-    "it",
-    "he",
-    "she",
-    "they",
-    "we",
-    "but",
-    "while",
-    "although",
-    "here",
-    "there",
-    "in",
-    "at",
-    "on",
-    "as",
-    "when",
-    "if",
-    "and",
-}
+_COMMON_STARTS = frozenset(
+    "the a an this that these those it he she they we but while although "
+    "here there in at on as when if and".split()
+)
 
 
 def _clause(sentence: str, pos: int) -> tuple[int, int]:
@@ -427,7 +406,7 @@ def choose_answer(
     chunk = best.hit.chunk
     quote = chunk.text[best.start : best.end]
     anchor = previous.emphasis if previous and previous.text == quote else None
-    focus, _ = _focus(kind, quote, question, set(qweights), anchor)
+    focus, _ = _focus(kind, quote, question, qset, anchor)
     text, emphasis = excerpt(quote, focus, max_chars)
     citation = cite(1, chunk.doc_id, documents, chunk.location, text)
     return Answer(question, text, False, (citation,), tuple(hits), emphasis, confidence)

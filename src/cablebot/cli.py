@@ -118,11 +118,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         else:
             print(to_text(answer, color=sys.stdout.isatty()))
         return 0
-    bot = Cablebot(_settings(args))
+    bot, where = Cablebot(_settings(args)), _filter(args)
     for line in sys.stdin:
         question = line.rstrip("\n")
         try:
-            row = to_json(bot.ask(question, where=_filter(args)))
+            row = to_json(bot.ask(question, where=where))
         except CablebotError as e:
             row = {"question": question, "error": str(e)}
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -134,7 +134,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from cablebot.core import Cablebot, Conversation
     from cablebot.rendering import to_text
 
-    bot = Cablebot(_settings(args))
+    bot, where = Cablebot(_settings(args)), _filter(args)
     conversation = Conversation()
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - gives input() history and line editing
@@ -148,7 +148,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not question.strip():
             continue
         try:
-            print(to_text(bot.ask(question, conversation, _filter(args)), color=sys.stdout.isatty()))
+            print(to_text(bot.ask(question, conversation, where), color=sys.stdout.isatty()))
         except CablebotError as e:
             print(f"cablebot: {e}")
 

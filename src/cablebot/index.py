@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,6 +173,14 @@ class Index:
                 if sha256_bytes(path.read_bytes()) != entry["sha256"]:
                     stale.append(str(path))
         return stale
+
+    @cached_property
+    def rows_of_document(self) -> dict[str, list[int]]:
+        """Chunk rows of each document, in order."""
+        rows: dict[str, list[int]] = {}
+        for row, chunk in enumerate(self.chunks):
+            rows.setdefault(chunk.doc_id, []).append(row)
+        return rows
 
     def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
         import numpy as np
@@ -344,13 +353,12 @@ class _Previous:
     index: Index
     matrix: Any  # numpy array of all vectors
     known: dict[str, Known]
-    rows: dict[str, list[int]]
 
     def rows_of(self, doc: Document) -> list[int] | None:
         old = self.index.documents.get(doc.id)
-        if old is None or old.sha256 != doc.sha256 or doc.id not in self.rows:
+        if old is None or old.sha256 != doc.sha256:
             return None
-        return self.rows[doc.id]
+        return self.index.rows_of_document.get(doc.id)
 
 
 def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _Previous | None:
@@ -361,15 +369,12 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
     m = index.manifest
     if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or m.get("chunker") != chunker:
         return None
-    rows: dict[str, list[int]] = {}
-    for row, chunk in enumerate(index.chunks):
-        rows.setdefault(chunk.doc_id, []).append(row)
     known = {}
     for doc_id, entry in m.get("documents", {}).items():
         doc = index.documents.get(doc_id)
         if doc is not None and doc.sha256 == entry.get("sha256"):
             known[entry["path"]] = Known(entry["size"], entry["mtime_ns"], doc)
-    return _Previous(index, index.vectors.reconstruct_n(0, index.vectors.ntotal), known, rows)
+    return _Previous(index, index.vectors.reconstruct_n(0, index.vectors.ntotal), known)
 
 
 def _remove_unreferenced(directory: Path, keep: set[str]) -> None:

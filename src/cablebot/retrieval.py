@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 from cablebot.cables import REFERENCE_ID
@@ -85,13 +84,6 @@ class Retriever:
         ok = {doc_id for doc_id, doc in self.index.documents.items() if where.matches(doc)}
         return np.fromiter((c.doc_id in ok for c in self.index.chunks), dtype=bool, count=len(self.index.chunks))
 
-    @cached_property
-    def _rows_of_document(self) -> dict[str, list[int]]:
-        rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(self.index.chunks):
-            rows.setdefault(chunk.doc_id, []).append(row)
-        return rows
-
     def search(self, query: str, k: int, where: Filter | None = None, expand: int = 0) -> list[Hit]:
         """The `k` best chunks for `query` among the documents `where` allows; scores are cosine similarities.
 
@@ -119,7 +111,7 @@ class Retriever:
                 doc_id = self.index.chunks[r].doc_id
                 weight[doc_id] = weight.get(doc_id, 0.0) + fused[r]
             taken = set(rows)
-            same_doc = self._rows_of_document[max(weight, key=weight.__getitem__)]
+            same_doc = self.index.rows_of_document[max(weight, key=weight.__getitem__)]
             rows += [r for r in same_doc if r not in taken][:expand]
         cosine = dict(dense)
         missing = [r for r in rows if r not in cosine]
