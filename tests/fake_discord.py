@@ -140,6 +140,7 @@ class FakeDiscord:
     requests: list[Request] = field(default_factory=list)
     gateway_events: list[dict] = field(default_factory=list)  # what the client sent on the gateway
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # path prefix -> 429s still to send
+    sent: list[dict] = field(default_factory=list)  # interaction follow-up messages, as returned to the bot
     close_after_identify: int | None = None  # a close code to send instead of READY
     sequence: int = 0
 
@@ -246,7 +247,9 @@ class FakeDiscord:
         if path.startswith("/channels/") and path.endswith("/messages"):
             return _json(self._message(body or {}, path.split("/")[2]))
         if path.startswith(f"/webhooks/{APP_ID}/"):
-            return _json(self._message(body or {}))
+            message = self._message(body or {})
+            self.sent.append(message)
+            return _json(message)
         return _json({})
 
     @staticmethod
@@ -268,6 +271,7 @@ class FakeDiscord:
             "attachments": [],
             "pinned": False,
             "flags": body.get("flags", 0),
+            "components": body.get("components") or [],
         }
 
     def _record(self, method: str, path: str, body: Any, status: int = 200) -> None:
@@ -376,6 +380,15 @@ def user_message(
     if reply_to:
         data["message_reference"] = {"message_id": reply_to, "channel_id": channel_id, "type": 0}
     return data
+
+
+def button_interaction(message: dict, custom_id: str, user_id: str = "1500000000000000001") -> dict:
+    """An INTERACTION_CREATE payload for a click on a button of `message` (a message the bot sent)."""
+    payload = ask_interaction("", user_id)
+    payload["type"] = 3
+    payload["message"] = message
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    return payload
 
 
 def ask_interaction(question: str, user_id: str = "1500000000000000001", **options: str) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cablebot.answering import cite
+from cablebot.chunking import split_sentences
 from cablebot.documents import load_documents, read_document
 from cablebot.index import Index, build_index
 from cablebot.retrieval import Filter, Retriever
@@ -166,7 +167,7 @@ def test_bad_pages_are_indexed_as_well_as_possible_or_skipped(cables: Path) -> N
 def test_reindexing_embeds_only_added_and_changed_cables(cables: Path, tmp_path: Path, fake_embedder) -> None:
     index = tmp_path / "index"
     first = build_index([cables], fake_embedder, index, 100, 30, warn=lambda m: None)
-    assert first.documents == len(CABLES) and first.embedded == first.chunks
+    assert first.documents == len(CABLES) and first.embedded == first.sentences > first.chunks
     again = build_index([cables], fake_embedder, index, 100, 30, warn=lambda m: None)
     assert again.embedded == 0 and again.chunks == first.chunks
     (cables / "09BERLIN1273.html").unlink()
@@ -180,8 +181,12 @@ def test_reindexing_embeds_only_added_and_changed_cables(cables: Path, tmp_path:
     third = build_index([cables, extra], fake_embedder, index, 100, 30, warn=lambda m: None)
     assert third.removed == 1 and third.skipped == 1  # BERLIN deleted; the copy repeats a reference ID
     loaded = Index.load(index)
-    changed = [c.text for c in loaded.chunks if c.doc_id in ("72TEHRAN1164", "note")]
-    assert sorted(fake_embedder.embedded) == sorted(changed)
+    changed = {s for c in loaded.chunks if c.doc_id in ("72TEHRAN1164", "note") for s in split_sentences(c.text)}
+    # Only sentences not seen before are embedded: the edited ones and the new note's.
+    assert set(fake_embedder.embedded) <= changed and len(fake_embedder.embedded) == third.embedded
+    assert "A new note about the F-4E deliveries." in fake_embedder.embedded
+    assert any("(CHANGED)" in text for text in fake_embedder.embedded)
+    assert 0 < third.embedded < len(changed) / 2
     assert "09BERLIN1273" not in loaded.documents
 
 

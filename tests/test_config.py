@@ -15,9 +15,9 @@ def test_defaults_file_env_and_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     s = load_settings(cfg)
     assert s.index_dir == tmp_path / "idx" and s.answer_k == 3 and s.corpus_paths == (tmp_path / "docs",)
     monkeypatch.setenv("CABLEBOT_ANSWER_K", "11")
-    monkeypatch.setenv("CABLEBOT_ANSWER_MIN_SCORE", "0.5")
+    monkeypatch.setenv("CABLEBOT_ANSWER_MAX_CHARS", "300")
     s = load_settings(cfg, index_dir=tmp_path / "other")
-    assert s.answer_k == 11 and s.answer_min_score == 0.5 and s.index_dir == tmp_path / "other"
+    assert s.answer_k == 11 and s.answer_max_chars == 300 and s.index_dir == tmp_path / "other"
 
 
 def test_repo_config_lists_every_setting() -> None:

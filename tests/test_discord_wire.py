@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fake_discord import APP_ID, FakeDiscord, ask_interaction
+from fake_discord import APP_ID, FakeDiscord, ask_interaction, button_interaction
 
 from cablebot.config import Settings
 from cablebot.discord_bot import CablebotClient, point_at
@@ -46,8 +47,15 @@ async def connected(core, settings: Settings, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.fixture
-async def wire(seed_bot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeDiscord, CablebotClient]]:
-    settings = dataclasses.replace(seed_bot.settings, discord_cooldown=0.0, discord_max_concurrent=4)
+async def wire(
+    seed_bot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[tuple[FakeDiscord, CablebotClient]]:
+    settings = dataclasses.replace(
+        seed_bot.settings,
+        discord_cooldown=0.0,
+        discord_max_concurrent=4,
+        feedback_path=tmp_path / "feedback.jsonl",
+    )
     async with connected(seed_bot, settings, monkeypatch) as running:
         yield running
 
@@ -97,9 +105,29 @@ async def test_slash_ask_is_deferred_at_once_then_answered_with_a_cited_embed(wi
     assert field["name"].startswith("[1] WikiLeaks XIX") and "¶9" in field["name"]
     assert "125 Mexican immigration officials" in field["value"] and "https://ips-dc.org/" in field["value"]
     assert embed["footer"]["text"] == "Quoted verbatim from the documents."
-    button = body["components"][0]["components"][0]
-    assert button["label"] == "Sources"
+    buttons = body["components"][0]["components"]
+    assert [b.get("label") or b["emoji"]["name"] for b in buttons] == ["Sources", "👍", "👎"]
     assert_within_limits(body)
+
+
+async def test_thumbs_record_a_private_verdict_with_a_hashed_user(wire) -> None:
+    fake, client = wire
+    user = "1500000000000000042"
+    await _ask(fake, DESIGN_QUESTION, user_id=user)
+    message = fake.sent[-1]
+    for emoji in ("👍", "👎"):
+        (button,) = [b for b in message["components"][0]["components"] if b.get("emoji", {}).get("name") == emoji]
+        click = button_interaction(message, button["custom_id"], user)
+        await fake.dispatch("INTERACTION_CREATE", click)
+        reply = await fake.wait_for_request(lambda r, c=click: r.path.startswith(f"/interactions/{c['id']}/"))
+        assert reply.body["type"] == 4 and reply.body["data"]["flags"] & 64  # only the clicker sees it
+        assert "noted" in reply.body["data"]["content"]
+    path = client.settings.feedback_path
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["verdict"] for r in rows] == ["good", "bad"]
+    assert rows[0]["question"] == DESIGN_QUESTION and "125" in rows[0]["citation"]["quote"]
+    assert rows[0]["user"] == rows[1]["user"] and user not in path.read_text(encoding="utf-8")
+    assert "test-token" not in path.read_text(encoding="utf-8")
 
 
 async def test_unanswerable_question_says_so_in_the_footer(wire) -> None:
@@ -206,7 +234,7 @@ async def test_quoted_mentions_ping_nobody(tmp_path: Path, seed_bot, monkeypatch
     )
     core = Cablebot(settings, warn=lambda m: None)
     async with connected(core, settings, monkeypatch) as (fake, _):
-        _, followup, _ = await _ask(fake, "Who was the memo sent to?")
+        _, followup, _ = await _ask(fake, "Who did the 7 attachés send the memo to?")
         assert followup.body["allowed_mentions"] == {"parse": []}
         text = followup.body["embeds"][0]["description"]
         assert "@everyone" in text and "<@&123>" in text

@@ -49,14 +49,18 @@ def test_json_schema(seed_bot) -> None:
 
 
 def test_cli_batch_protocol_answers_in_order(seed_settings) -> None:
-    questions = [DESIGN_QUESTION, "", "What percentage of GDP is Guatemala's tax revenue?"]
+    questions = [
+        DESIGN_QUESTION,
+        "",
+        "Who argued that Guatemala's condition challenges efforts against organized crime?",
+    ]
     out = run_cli(
         "ask", "--json", "--index", str(seed_settings.index_dir), stdin="".join(q + "\n" for q in questions)
     )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["question"] for r in rows] == questions
-    assert "125" in rows[0]["answer"] and "error" in rows[1] and "12 percent" in rows[2]["answer"]
+    assert "125" in rows[0]["answer"] and "error" in rows[1] and "Casas-Zamora" in rows[2]["answer"]
 
 
 def test_cli_human_answer(seed_settings) -> None:
@@ -117,3 +121,51 @@ def test_an_index_from_another_encoder_is_explained(index_copy: Path) -> None:
     out = run_cli("ask", "--index", str(index_copy), DESIGN_QUESTION)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "encoder some-other-encoder" in out.stderr and "rebuild it with: cablebot index" in out.stderr
+
+
+def test_batch_protocol_carries_conversations(seed_settings) -> None:
+    follow_up = "And how long is that border?"
+    lines = [
+        json.dumps({"question": DESIGN_QUESTION, "conversation": "a"}),
+        json.dumps({"question": "What percentage of GDP is Guatemala's tax revenue?", "conversation": "b"}),
+        json.dumps({"question": follow_up, "conversation": "a"}),
+    ]
+    out = run_cli("ask", "--json", "--index", str(seed_settings.index_dir), stdin="".join(x + "\n" for x in lines))
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["question"] for r in rows] == [DESIGN_QUESTION, rows[1]["question"], follow_up]
+    assert "125" in rows[0]["answer"] and "**577**" in rows[2]["answer_markdown"]
+    assert 0.0 <= rows[2]["confidence"] <= 1.0
+
+
+def test_eval_scores_conversations(seed_settings, tmp_path: Path) -> None:
+    turns = [
+        {"id": "c.1", "question": DESIGN_QUESTION, "answers": ["125"], "doc": "seed", "type": "number"},
+        {
+            "id": "c.2",
+            "question": "And how long is that border?",
+            "answers": ["577"],
+            "doc": "seed",
+            "type": "number",
+        },
+    ]
+    questions = tmp_path / "chats.jsonl"
+    questions.write_text(json.dumps({"id": "c", "turns": turns}) + "\n", encoding="utf-8")
+    out = run_cli("eval", "--index", str(seed_settings.index_dir), str(questions))
+    assert out.returncode == 0, out.stderr
+    assert "n=2+0" in out.stdout and "answer=1.000" in out.stdout
+
+
+def test_chat_feedback_is_recorded_without_the_user_name(seed_settings, tmp_path: Path) -> None:
+    feedback = tmp_path / "feedback.jsonl"
+    out = run_cli(
+        "chat",
+        "--index",
+        str(seed_settings.index_dir),
+        stdin=f"{DESIGN_QUESTION}\n:good\n",
+        env={"CABLEBOT_FEEDBACK_PATH": str(feedback), "USER": "alice-the-reader"},
+    )
+    assert out.returncode == 0, out.stderr
+    (row,) = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
+    assert row["verdict"] == "good" and row["via"] == "chat" and "125" in row["answer"]
+    assert "alice" not in feedback.read_text(encoding="utf-8") and len(row["user"]) == 32

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cablebot.errors import CablebotError
+
+if TYPE_CHECKING:
+    from cablebot.core import Conversation
 
 
 def _warn(message: str) -> None:
@@ -48,10 +53,27 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("chat", parents=[common, filters], help="interactive questions with follow-ups")
 
-    ev = sub.add_parser("eval", parents=[common], help="score answers on a JSONL question set")
-    ev.add_argument("questions", type=Path, help="JSONL question set (id, question, answers, support, doc, type)")
+    ev = sub.add_parser("eval", parents=[common, filters], help="score answers on a JSONL question set")
+    ev.add_argument(
+        "questions", type=Path, help="JSONL question set (id, question, answers, support, doc, type; or id, turns)"
+    )
 
     sub.add_parser("discord", parents=[common], help="run the Discord bot (token from DISCORD_TOKEN)")
+
+    tr = sub.add_parser(
+        "train",
+        parents=[common],
+        help="retrain the reader on question sets over an index holding their documents",
+        description="Retrain the answer reader (data/reader.json) from question sets, with 5-fold "
+        "cross-validated figures. The index must hold the documents the questions ask about, e.g. "
+        "cablebot train --index cables eval/train.jsonl eval/train-chats.jsonl",
+    )
+    tr.add_argument("questions", nargs="+", type=Path, help="JSONL question sets (questions or conversations)")
+    tr.add_argument("--out", type=Path, help="where to write the model (default: the packaged reader.json)")
+    tr.add_argument(
+        "--feedback", type=Path, action="append", default=[], metavar="FILE",
+        help="also learn from 👍/👎 verdicts recorded in FILE (see [feedback] in config.toml)",
+    )  # fmt: skip
 
     index = sub.add_parser("index", parents=[common], help="build or update the index")
     index.add_argument(
@@ -82,7 +104,7 @@ def _progress(total: int) -> Callable[[int], None] | None:
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=True)
+    bar = tqdm(total=total, unit="sentence", desc="embedding", file=sys.stderr, leave=True)
 
     def tick(n: int) -> None:
         bar.update(n)
@@ -99,8 +121,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     report = build(settings, args.paths or None, warn=_warn, progress=_progress)
     print(
         f"indexed {report.documents} documents ({report.skipped} skipped, {report.failed} failed), "
-        f"{report.chunks} chunks in {settings.index_dir} ({report.embedded} embedded, "
-        f"{report.chunks - report.embedded} reused, {report.removed} documents removed) in {report.seconds:.1f}s",
+        f"{report.chunks} chunks in {settings.index_dir} ({report.sentences} sentences: "
+        f"{report.embedded} embedded, {report.sentences - report.embedded} reused; "
+        f"{report.removed} documents removed) in {report.seconds:.1f}s",
         file=sys.stderr,
     )
     return 0
@@ -119,10 +142,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(to_text(answer, color=sys.stdout.isatty()))
         return 0
     bot, where = Cablebot(_settings(args)), _filter(args)
-    for line in sys.stdin:
-        question = line.rstrip("\n")
+    conversations: dict[str, Conversation] = {}
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+    for line in stdin:
+        question, conversation = _batch_line(line, conversations)
         try:
-            row = to_json(bot.ask(question, where=where))
+            row = to_json(bot.ask(question, conversation, where))
         except CablebotError as e:
             row = {"question": question, "error": str(e)}
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -130,24 +155,54 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_line(line: str, conversations: dict[str, Conversation]) -> tuple[str, Conversation | None]:
+    """A batch line's question, and its conversation when it is a `{"question", "conversation"}` object."""
+    from cablebot.core import Conversation
+
+    text = line.replace("\x00", "").lstrip("\ufeff").rstrip("\r\n")
+    if text.lstrip().startswith("{"):
+        with contextlib.suppress(ValueError):
+            row = json.loads(text)
+            if isinstance(row, dict) and isinstance(row.get("question"), str):
+                key = row.get("conversation")
+                if key is None:
+                    return row["question"], None
+                return row["question"], conversations.setdefault(str(key), Conversation())
+    return text, None
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
+    import getpass
+
     from cablebot.core import Cablebot, Conversation
+    from cablebot.feedback import record
     from cablebot.rendering import to_text
 
-    bot, where = Cablebot(_settings(args)), _filter(args)
+    settings = _settings(args)
+    bot, where = Cablebot(settings), _filter(args)
     conversation = Conversation()
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - gives input() history and line editing
-    print("Ask about your documents. Follow-up questions keep their context. Ctrl-D to quit.")
+    print(
+        "Ask about your documents. Follow-up questions keep their context. "
+        ":good or :bad rates the last answer. Ctrl-D to quit."
+    )
     while True:
         try:
-            question = input("\n? ")
+            question = input("\n? ").strip()
         except (EOFError, KeyboardInterrupt):
             print()
             return 0
-        if not question.strip():
+        if not question:
             continue
         try:
+            if question in (":good", ":bad"):
+                if not conversation.answers:
+                    print("cablebot: no answer to rate yet")
+                    continue
+                record(settings.feedback_path, conversation.answers[-1], question[1:], getpass.getuser(), "chat")
+                print(f"noted in {settings.feedback_path}")
+                continue
             print(to_text(bot.ask(question, conversation, where), color=sys.stdout.isatty()))
         except CablebotError as e:
             print(f"cablebot: {e}")
@@ -155,13 +210,25 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from cablebot.core import Cablebot
-    from cablebot.evaluation import evaluate, load_questions
+    from cablebot.evaluation import evaluate, load_conversations
 
-    questions = load_questions(args.questions)
-    scores = evaluate(questions, Cablebot(_settings(args)).ask)
+    conversations = load_conversations(args.questions)
+    bot, where = Cablebot(_settings(args)), _filter(args)
+    scores = evaluate(conversations, lambda question, conversation: bot.ask(question, conversation, where))
     for miss in scores.misses:
         print(f"MISS {miss}")
     print(scores.summary())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cablebot.core import Cablebot
+    from cablebot.reading import FEATURES, MODEL_PATH, Reader
+    from cablebot.training import run
+
+    untrained = Reader((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
+    bot = Cablebot(_settings(args), reader=untrained)
+    run(bot, args.questions, args.out or MODEL_PATH, args.feedback, say=_warn)
     return 0
 
 
@@ -175,7 +242,14 @@ def cmd_discord(args: argparse.Namespace) -> int:
     return run(settings)
 
 
-COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "index": cmd_index, "eval": cmd_eval, "discord": cmd_discord}
+COMMANDS = {
+    "ask": cmd_ask,
+    "chat": cmd_chat,
+    "index": cmd_index,
+    "eval": cmd_eval,
+    "train": cmd_train,
+    "discord": cmd_discord,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,6 @@ class Settings:
     chunking_tokens: int = 100
     chunking_overlap: int = 30
     answer_k: int = 8
-    answer_min_score: float = 0.725
     answer_max_chars: int = 400
     discord_token_file: str = ""
     discord_guild_id: int = 0
@@ -37,12 +36,13 @@ class Settings:
     discord_threads: bool = True
     discord_api_base: str = ""
     discord_gateway_url: str = ""
+    feedback_path: Path = Path("feedback.jsonl")
 
     def with_index(self, index_dir: str | Path | None) -> Settings:
         return self if index_dir is None else replace(self, index_dir=Path(index_dir))
 
 
-_PATH_FIELDS = {"corpus_paths", "index_dir"}
+_PATH_FIELDS = {"corpus_paths", "index_dir", "feedback_path"}
 
 
 def _coerce(name: str, value: object, base: Path, origin: str) -> object:

@@ -26,6 +26,7 @@ from cablebot.answering import Answer
 from cablebot.config import Settings
 from cablebot.core import Cablebot, Conversation
 from cablebot.errors import CablebotError
+from cablebot.feedback import record
 from cablebot.rendering import MESSAGE_LIMIT, answer_embed, clip, sources_embed
 from cablebot.retrieval import Filter
 
@@ -107,18 +108,39 @@ class Gate:
             self.active -= 1
 
 
-class SourcesView(discord.ui.View):
-    """The "Sources" button under an answer: shows the full passages to whoever clicks, privately."""
+class AnswerView(discord.ui.View):
+    """The buttons under an answer: "Sources" shows the full passages to whoever clicks, privately;
+    👍 and 👎 record the clicker's verdict in the feedback file (as a salted hash of their id)."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, feedback_path: Path) -> None:
         super().__init__(timeout=3600)
         self.answer = answer
+        self.feedback_path = feedback_path
 
     @discord.ui.button(label="Sources", style=discord.ButtonStyle.secondary)
     async def sources(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         await interaction.response.send_message(
             embed=sources_embed(self.answer), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
+
+    @discord.ui.button(emoji="👍", style=discord.ButtonStyle.secondary)
+    async def good(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._verdict(interaction, "good")
+
+    @discord.ui.button(emoji="👎", style=discord.ButtonStyle.secondary)
+    async def bad(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._verdict(interaction, "bad")
+
+    async def _verdict(self, interaction: discord.Interaction, verdict: str) -> None:
+        try:
+            await asyncio.to_thread(
+                record, self.feedback_path, self.answer, verdict, interaction.user.id, "discord"
+            )
+            text = "Thanks, noted: this helps improve the answers."
+        except CablebotError as e:
+            log.warning("%s", e)
+            text = "Sorry, your feedback could not be saved."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 class CablebotClient(discord.Client):
@@ -204,7 +226,10 @@ class CablebotClient(discord.Client):
             conversation = Conversation()
             answer = await self.answer(question, conversation, where)
             message = await interaction.followup.send(
-                embed=answer_embed(answer), view=SourcesView(answer), allowed_mentions=NO_MENTIONS, wait=True
+                embed=answer_embed(answer),
+                view=AnswerView(answer, self.settings.feedback_path),
+                allowed_mentions=NO_MENTIONS,
+                wait=True,
             )
             self._remember(message.id, conversation)
         except CablebotError as e:
@@ -239,7 +264,11 @@ class CablebotClient(discord.Client):
         try:
             async with channel.typing():
                 answer = await self.answer(question, conversation)
-            kwargs = {"embed": answer_embed(answer), "view": SourcesView(answer), "allowed_mentions": NO_MENTIONS}
+            kwargs = {
+                "embed": answer_embed(answer),
+                "view": AnswerView(answer, self.settings.feedback_path),
+                "allowed_mentions": NO_MENTIONS,
+            }
             if channel is message.channel:
                 sent = await message.reply(**kwargs)
             else:

@@ -3,6 +3,8 @@
 A question set is JSONL, one object a line:
     {"id": "...", "question": "...", "answers": ["125"], "support": "...",
      "doc": "seed" | "<document id>", "type": "number|...|unanswerable"}
+or a conversation, whose later turns are follow-ups of the earlier ones:
+    {"id": "...", "turns": [{"id": ..., "question": ..., ...}, ...]}
 
 hit@k      a passage among the first k holds a gold answer, at least half the
            support's words, and comes from the right document
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cablebot.answering import Answer
+from cablebot.core import Conversation
 from cablebot.errors import CablebotError
 
 MAX_ANSWER = 400
@@ -65,22 +68,21 @@ class Question:
         return self.type != "unanswerable"
 
 
-def load_questions(path: Path) -> list[Question]:
+def load_conversations(path: Path) -> list[list[Question]]:
+    """A question set as conversations: a plain question line is a conversation of one turn,
+    an `{"id": ..., "turns": [question, ...]}` line one of several (follow-ups)."""
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [
-            Question(
-                r["id"],
-                r["question"],
-                tuple(r.get("answers", ())),
-                r.get("support", ""),
-                r.get("doc") or "",
-                r.get("type", "other"),
-            )
-            for r in rows
-        ]
+        return [[_question(t) for t in r["turns"]] if "turns" in r else [_question(r)] for r in rows]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CablebotError(f"cannot read question set {path}: {e}") from e
+
+
+def _question(r: dict) -> Question:
+    return Question(
+        r["id"], r["question"], tuple(r.get("answers", ())), r.get("support", ""), r.get("doc") or "",
+        r.get("type", "other"),
+    )  # fmt: skip
 
 
 def passage_hit(text: str, source: str, q: Question) -> bool:
@@ -140,8 +142,11 @@ class Scores:
         )
 
 
-def evaluate(questions: list[Question], ask: Callable[[str], Answer]) -> Scores:
+def evaluate(conversations: list[list[Question]], ask: Callable[[str, Conversation], Answer]) -> Scores:
+    """Scores of `ask` on every turn; the turns of a conversation share one `Conversation`."""
     scores = Scores()
-    for q in questions:
-        scores.add(q, ask(q.question))
+    for turns in conversations:
+        conversation = Conversation()
+        for q in turns:
+            scores.add(q, ask(q.question, conversation))
     return scores

@@ -2,10 +2,17 @@
 
     manifest.json           format version, model, dimension, chunker settings,
                             document hashes, and the names of the files below
-    vectors.<gen>.faiss     the FAISS index (inner product over unit vectors)
-    chunks.<gen>.jsonl      one chunk a line, in FAISS row order
+    vectors.<gen>.faiss     the FAISS index of sentence vectors (inner product over unit vectors)
+    sentences.<gen>.npz     which sentence vectors make up each chunk, in the chunk's order
+    chunks.<gen>.jsonl      one chunk a line
     lexical.<gen>.*         BM25 postings of the chunks (see lexical.py)
     documents.<gen>.jsonl   one document's metadata a line
+
+The unit embedded is the sentence, not the chunk: a chunk is as close to a
+question as its closest sentence. Short, paraphrased questions find their
+answer sentence more often that way (bench/README.md has the figures), and the
+reader gets each candidate sentence's own similarity at no extra encoding.
+Identical sentences are embedded once.
 
 Data files carry a generation number and are written first; replacing
 manifest.json (one atomic rename) switches readers to them. A crash or Ctrl-C
@@ -23,17 +30,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document
+from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document, sentence_spans
 from cablebot.documents import Document, Known, load_documents
 from cablebot.errors import CablebotError
-from cablebot.lexical import Lexical, terms
+from cablebot.lexical import STEMMER, Lexical, terms
 
 if TYPE_CHECKING:
     import numpy as np
 
     from cablebot.embedding import Embedder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 APPROXIMATE_ABOVE = 200_000  # chunks; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
 MANIFEST = "manifest.json"
@@ -48,7 +55,8 @@ class IndexMissing(CablebotError):
 class BuildReport:
     documents: int
     chunks: int
-    embedded: int  # chunks embedded in this run; the rest were reused
+    sentences: int  # distinct sentences, each one vector
+    embedded: int  # sentences embedded in this run; the rest were reused
     removed: int  # documents dropped since the previous index
     skipped: int  # files not indexed (unreadable, binary, empty, duplicate)
     failed: int  # files whose parsing failed
@@ -60,7 +68,13 @@ def _corrupt(path: Path, why: object) -> CablebotError:
 
 
 def chunker_settings(tokens: int, overlap: int) -> dict[str, Any]:
-    return {"version": CHUNKER_VERSION, "tokenizer": "cl100k_base", "tokens": tokens, "overlap": overlap}
+    return {
+        "version": CHUNKER_VERSION,
+        "tokenizer": "cl100k_base",
+        "tokens": tokens,
+        "overlap": overlap,
+        "stemmer": STEMMER,
+    }
 
 
 class Index:
@@ -74,13 +88,23 @@ class Index:
         chunks: list[Chunk],
         vectors: Any,
         lexical: Lexical,
+        offsets: np.ndarray,
+        sentences: np.ndarray,
     ) -> None:
+        import numpy as np
+
         self.directory = directory
         self.manifest = manifest
         self.documents = documents
         self.chunks = chunks
-        self.vectors = vectors  # a faiss.Index
+        self.vectors = vectors  # a faiss.Index of sentence vectors
         self.lexical = lexical
+        # Chunk r's sentences are vector rows sentences[offsets[r]:offsets[r + 1]], in reading order.
+        self.offsets = offsets
+        self.sentences = sentences
+        self._chunk_of_entry = np.repeat(np.arange(len(chunks), dtype=np.int64), np.diff(offsets))
+        self._by_sentence = np.argsort(sentences, kind="stable")  # entries grouped by sentence vector
+        self._sentence_start = np.searchsorted(sentences[self._by_sentence], np.arange(vectors.ntotal + 1))
 
     @staticmethod
     def read_manifest(directory: Path) -> dict[str, Any]:
@@ -103,6 +127,7 @@ class Index:
     @classmethod
     def load(cls, directory: Path) -> Index:
         import faiss
+        import numpy as np
 
         manifest = cls.read_manifest(directory)
         faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
@@ -111,6 +136,7 @@ class Index:
             vec_path = directory / files["vectors"]
             chunk_path = directory / files["chunks"]
             doc_path = directory / files["documents"]
+            map_path = directory / files["sentences"]
         except (KeyError, TypeError) as e:
             raise _corrupt(directory / MANIFEST, f"missing entry {e}") from e
         documents: dict[str, Document] = {}
@@ -136,8 +162,19 @@ class Index:
                 vectors.make_direct_map()  # for reconstruct(): re-scoring and incremental rebuilds
         except RuntimeError as e:
             raise _corrupt(vec_path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
-        if vectors.ntotal != len(chunks) or vectors.d != manifest.get("dimension"):
-            raise _corrupt(vec_path, f"{vectors.ntotal} vectors for {len(chunks)} chunks")
+        try:
+            with np.load(map_path) as z:
+                offsets, sentences = z["offsets"].astype(np.int64), z["sentences"].astype(np.int64)
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise _corrupt(map_path, e) from e
+        if (
+            len(offsets) != len(chunks) + 1
+            or offsets[-1] != len(sentences)
+            or (len(sentences) and (sentences.min() < 0 or sentences.max() >= vectors.ntotal))
+        ):
+            raise _corrupt(map_path, f"does not match the {len(chunks)} chunks and {vectors.ntotal} vectors")
+        if vectors.d != manifest.get("dimension"):
+            raise _corrupt(vec_path, f"{vectors.d} dimensions, the manifest says {manifest.get('dimension')}")
         try:
             lexical = Lexical.load(directory, files["lexical"])
         except (OSError, ValueError, KeyError, EOFError) as e:
@@ -146,7 +183,7 @@ class Index:
             raise _corrupt(
                 directory / f"{files['lexical']}.npz", f"{lexical.n_rows} rows for {len(chunks)} chunks"
             )
-        return cls(directory, manifest, documents, chunks, vectors, lexical)
+        return cls(directory, manifest, documents, chunks, vectors, lexical, offsets, sentences)
 
     def model_mismatch(self, model: str, dimension: int) -> str:
         """Why this index cannot be searched with `model` (vectors from another encoder mean nothing), or ""."""
@@ -182,26 +219,58 @@ class Index:
             rows.setdefault(chunk.doc_id, []).append(row)
         return rows
 
-    def vectors_of(self, rows: Sequence[int]) -> np.ndarray:
+    def sentence_scores(self, query: np.ndarray, rows: Sequence[int]) -> list[np.ndarray]:
+        """Cosine similarity of `query` to each sentence of each chunk in `rows`, in reading order."""
         import numpy as np
 
-        return np.stack([self.vectors.reconstruct(int(r)) for r in rows])
+        ids = [self.sentences[self.offsets[r] : self.offsets[r + 1]] for r in rows]
+        flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        if not len(flat):
+            return [np.zeros(0, dtype=np.float32) for _ in rows]
+        sims = self.vectors.reconstruct_batch(flat.astype("int64")) @ np.asarray(query, dtype=np.float32)
+        return np.split(sims, np.cumsum([len(i) for i in ids])[:-1])
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk row, cosine similarity) of the `k` nearest chunks, best first, among rows `mask` allows."""
+        """(chunk row, cosine similarity of its closest sentence) of the `k` nearest chunks, best first,
+        among the chunk rows `mask` allows."""
         import faiss
         import numpy as np
 
         k = min(k, len(self.chunks))
         if k == 0:
             return []
-        selector = faiss.IDSelectorBatch(np.flatnonzero(mask).astype("int64")) if mask is not None else None
+        selector = None
+        if mask is not None:
+            allowed = np.unique(self.sentences[np.repeat(mask, np.diff(self.offsets))])
+            selector = faiss.IDSelectorBatch(allowed.astype("int64"))
         if self.manifest.get("faiss", "").startswith("IVF"):
             params = faiss.SearchParametersIVF(sel=selector, nprobe=int(self.manifest.get("nprobe", NPROBE)))
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        scores, rows = self.vectors.search(query.reshape(1, -1).astype("float32"), k, params=params)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+        best: dict[int, float] = {}
+        want = 4 * k  # a chunk holds a few sentences: ask for enough to fill k chunks
+        while True:
+            n = min(want, self.vectors.ntotal)
+            scores, rows = self.vectors.search(query.reshape(1, -1).astype("float32"), n, params=params)
+            found = rows[0] >= 0
+            hits = self._chunks_of(rows[0][found])
+            best = {}
+            for sentence, score in zip(rows[0][found], scores[0][found], strict=True):
+                for chunk in hits.get(int(sentence), ()):
+                    if chunk not in best and (mask is None or mask[chunk]):
+                        best[chunk] = float(score)
+            if len(best) >= k or n >= self.vectors.ntotal or found.sum() < n:
+                break
+            want *= 4
+        return sorted(best.items(), key=lambda item: -item[1])[:k]
+
+    def _chunks_of(self, sentence_rows: np.ndarray) -> dict[int, list[int]]:
+        """The chunks each of these sentence vectors belongs to (a sentence repeated by overlap is in two)."""
+        out: dict[int, list[int]] = {}
+        for sentence in sentence_rows.tolist():
+            entries = self._by_sentence[self._sentence_start[sentence] : self._sentence_start[sentence + 1]]
+            out[sentence] = self._chunk_of_entry[entries].tolist()
+        return out
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -241,31 +310,46 @@ def build_index(
         raise CablebotError("no documents to index (supported: .txt, .md, .html)")
 
     chunks: list[Chunk] = []
-    reused_rows: list[tuple[int, int]] = []  # (new row, old row)
     for doc in loaded.documents:
         old_rows = previous.rows_of(doc) if previous else None
         if old_rows is not None:
-            reused_rows.extend((len(chunks) + i, r) for i, r in enumerate(old_rows))
             chunks.extend(previous.index.chunks[r] for r in old_rows)  # type: ignore[union-attr]
         else:
             chunks.extend(chunk_document(doc, chunk_tokens, chunk_overlap))
-    matrix = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-    if reused_rows:
-        new, old = (list(x) for x in zip(*reused_rows, strict=True))
-        matrix[new] = previous.matrix[old]  # type: ignore[union-attr]
-    todo = sorted(set(range(len(chunks))) - {n for n, _ in reused_rows})
+    # Each distinct sentence is embedded once; sentences of unchanged documents keep their vectors.
+    row_of: dict[str, int] = {}
+    sentence_rows: list[int] = []
+    offsets = [0]
+    for chunk in chunks:
+        for a, b in sentence_spans(chunk.text):
+            sentence_rows.append(row_of.setdefault(chunk.text[a:b], len(row_of)))
+        offsets.append(len(sentence_rows))
+    texts = list(row_of)
+    matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    old = previous.sentence_vectors() if previous else {}
+    todo = []
+    for row, text in enumerate(texts):
+        if text in old:
+            matrix[row] = old[text]
+        else:
+            todo.append(row)
     if todo:
         tick = progress(len(todo)) if progress else None
-        matrix[todo] = embedder.embed_documents([chunks[i].text for i in todo], batch_size, tick)
+        matrix[todo] = embedder.embed_documents([texts[i] for i in todo], batch_size, tick)
 
     vectors, kind = vector_index(matrix, approximate_above)
     generation = int(previous.index.manifest.get("generation", 0)) + 1 if previous else _next_generation(directory)
     files = {
         "vectors": f"vectors.{generation}.faiss",
+        "sentences": f"sentences.{generation}.npz",
         "chunks": f"chunks.{generation}.jsonl",
         "documents": f"documents.{generation}.jsonl",
         "lexical": f"lexical.{generation}",
     }
+    with open(directory / files["sentences"], "wb") as f:
+        np.savez(f, offsets=np.array(offsets, dtype=np.int64), sentences=np.array(sentence_rows, dtype=np.int32))
+        f.flush()
+        os.fsync(f.fileno())
     _write(directory / files["vectors"], faiss.serialize_index(vectors).tobytes())
     Lexical.build([terms(c.text) for c in chunks]).save(directory, files["lexical"])
     _write(directory / files["chunks"], "".join(json.dumps(asdict(c)) + "\n" for c in chunks).encode())
@@ -286,6 +370,7 @@ def build_index(
         "nprobe": NPROBE,
         "files": files,
         "chunks": len(chunks),
+        "sentences": len(texts),
         "sources": [str(p) for p in paths],
         "documents": {d.id: _file_entry(d) for d in loaded.documents},
     }
@@ -297,6 +382,7 @@ def build_index(
     return BuildReport(
         len(loaded.documents),
         len(chunks),
+        len(texts),
         len(todo),
         removed,
         loaded.skipped,
@@ -308,10 +394,11 @@ def build_index(
 def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> tuple[Any, str]:
     """A FAISS index of `matrix` (unit vectors, inner product) and its description.
 
-    Exact (flat) search up to `approximate_above` vectors; above, an inverted
-    file of fp16 vectors: k-means cells, of which NPROBE are searched per
-    question. At 1.5 million vectors that is 1.1 GB instead of 2.3 GB, read
-    memory-mapped, at recall@10 >= 0.95 against exact search (bench/scale.py).
+    Exact search over fp16 vectors (half the memory of fp32, the same
+    rankings) up to `approximate_above` vectors; above, an inverted file of
+    fp16 vectors: k-means cells, of which NPROBE are searched per question.
+    At 1.5 million vectors that is 1.1 GB instead of 2.3 GB, read memory-mapped,
+    at recall@10 >= 0.95 against exact search (bench/scale.py).
     """
     import faiss
     import numpy as np
@@ -319,9 +406,9 @@ def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE)
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding use every core
     n, dim = matrix.shape
     if n <= approximate_above:
-        flat = faiss.IndexFlatIP(dim)
+        flat = faiss.index_factory(dim, "SQfp16", faiss.METRIC_INNER_PRODUCT)
         flat.add(matrix)
-        return flat, "IndexFlatIP"
+        return flat, "SQfp16"
     nlist = max(1, min(65536, int(4 * np.sqrt(n))))
     index = faiss.index_factory(dim, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
     sample = matrix if n <= 64 * nlist else matrix[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
@@ -348,11 +435,21 @@ def _file_entry(doc: Document) -> dict[str, Any]:
 
 @dataclass
 class _Previous:
-    """What a compatible earlier index offers a rebuild: documents, chunk rows and vectors."""
+    """What a compatible earlier index offers a rebuild: documents, chunk rows and sentence vectors."""
 
     index: Index
-    matrix: Any  # numpy array of all vectors
     known: dict[str, Known]
+
+    def sentence_vectors(self) -> dict[str, Any]:
+        """Each sentence text of the previous index and its vector."""
+        idx = self.index
+        matrix = idx.vectors.reconstruct_n(0, idx.vectors.ntotal)
+        out = {}
+        for row, chunk in enumerate(idx.chunks):
+            ids = idx.sentences[idx.offsets[row] : idx.offsets[row + 1]]
+            for (a, b), i in zip(sentence_spans(chunk.text), ids, strict=False):
+                out[chunk.text[a:b]] = matrix[i]
+        return out
 
     def rows_of(self, doc: Document) -> list[int] | None:
         old = self.index.documents.get(doc.id)
@@ -374,7 +471,7 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
         doc = index.documents.get(doc_id)
         if doc is not None and doc.sha256 == entry.get("sha256"):
             known[entry["path"]] = Known(entry["size"], entry["mtime_ns"], doc)
-    return _Previous(index, index.vectors.reconstruct_n(0, index.vectors.ntotal), known)
+    return _Previous(index, known)
 
 
 def _remove_unreferenced(directory: Path, keep: set[str]) -> None:
@@ -383,7 +480,7 @@ def _remove_unreferenced(directory: Path, keep: set[str]) -> None:
         parts = path.name.split(".")
         stem = ".".join(parts[:2])
         if (
-            parts[0] in ("vectors", "chunks", "documents", "lexical")
+            parts[0] in ("vectors", "sentences", "chunks", "documents", "lexical")
             and path.name not in keep
             and stem not in keep
         ):

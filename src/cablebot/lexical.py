@@ -12,7 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,19 +50,20 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+STEMMER = "snowball-english"  # recorded in the manifest: BM25 terms from another stemmer do not match
+
+
+@cache
+def _stemmer():
+    import Stemmer  # PyStemmer: the Snowball stemmers, in C
+
+    return Stemmer.Stemmer("english")
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """Crude suffix stripping, consistent above all: "families"/"family", "conferences"/"conference"."""
-    if len(word) >= 5 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) >= 5 and word.endswith(("sses", "xes", "zes", "ches", "shes")):
-        return word[:-2]
-    if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    for suffix, min_len in (("ing", 6), ("ed", 5)):
-        if word.endswith(suffix) and len(word) >= min_len:
-            return word[: -len(suffix)]
-    return word
+    """The Snowball (Porter 2) stem: "prosecuted"/"prosecution", "commands"/"commander", "families"/"family"."""
+    return _stemmer().stemWord(word)
 
 
 class Lexical:

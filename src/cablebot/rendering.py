@@ -16,6 +16,7 @@ def to_json(answer: Answer) -> dict[str, Any]:
         "answer_markdown": answer.markdown,
         "abstained": answer.abstained,
         "confidence": round(answer.confidence, 4),
+        "unsure": answer.unsure,
         "citations": [
             {
                 "n": c.n,
@@ -65,7 +66,8 @@ def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
     if answer.emphasis:
         a, b = answer.emphasis
         text = f"{text[:a]}{bold}{text[a:b]}{plain}{text[b:]}"
-    lines.append(textwrap.fill(f"“{text}” [{answer.citations[0].n}]", width))
+    unsure = f"{UNSURE} " if answer.unsure else ""
+    lines.append(textwrap.fill(f"{unsure}“{text}” [{answer.citations[0].n}]", width))
     lines += ["", "Sources:"]
     for c in answer.citations:
         lines.append(f"[{c.n}] {c.reference}")
@@ -85,6 +87,7 @@ FIELD_VALUE_LIMIT = 1024
 EMBED_LIMIT = 6000
 FIELDS_LIMIT = 25
 FOOTER_ANSWERED = "Quoted verbatim from the documents."
+UNSURE = "Not sure:"  # before an answer whose confidence is low (Answer.unsure)
 FOOTER_ABSTAINED = "The documents do not answer this question; the passages shown are the closest, not an answer."
 
 
@@ -122,7 +125,8 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
         text = answer.text
         body = f"{_escape(text[:a])}**{_escape(text[a:b])}**{_escape(text[b:])}" if b > a else _escape(text)
         refs = "".join(f" [{c.n}]" for c in answer.citations)
-        embed.description = clip(body, DESCRIPTION_LIMIT - len(refs)) + refs
+        unsure = f"*{UNSURE}* " if answer.unsure else ""
+        embed.description = unsure + clip(body, DESCRIPTION_LIMIT - len(refs) - len(unsure)) + refs
         for c in answer.citations[:FIELDS_LIMIT]:
             link = f"\n{c.url}" if c.url else ""
             value = clip(f"> {_escape(c.quote)}", FIELD_VALUE_LIMIT - len(link)) + link

@@ -49,11 +49,18 @@ class Filter:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk, its rank (1 = best) and its similarity to the question."""
+    """A retrieved chunk, its rank (1 = best) and its similarity to the question.
+
+    `score` is the cosine similarity of the chunk's closest sentence;
+    `sentence_scores` that of each of its sentences, in reading order.
+    """
 
     chunk: Chunk
     score: float
     rank: int
+    sentence_scores: tuple[float, ...] = ()
+    dense_rank: int = 0  # rank in the dense (vector) ranking alone; 0 = not among its candidates
+    lexical_rank: int = 0  # rank in the BM25 ranking alone; 0 = not among its candidates
 
 
 class Retriever:
@@ -64,12 +71,12 @@ class Retriever:
     def __init__(self, index: Index, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
-        self._max_weight = math.log(1 + 2 * max(1, len(index.chunks)))
+        self.max_weight = math.log(1 + 2 * max(1, len(index.chunks)))
 
     def term_weight(self, term: str) -> float:
         """Inverse chunk frequency of a term; terms the corpus never uses weigh most of all."""
         df = self.index.lexical.doc_freq(term)
-        return math.log(1 + len(self.index.chunks) / df) if df else self._max_weight
+        return math.log(1 + len(self.index.chunks) / df) if df else self.max_weight
 
     def named_document(self, question: str) -> str | None:
         """The indexed cable a question names by reference ID ("When was 09MEXICO3061 written?")."""
@@ -91,7 +98,6 @@ class Retriever:
         point at most follow: the answer is often a few paragraphs from the
         passages that matched the question best.
         """
-        import numpy as np
 
         vector = self.embedder.embed_query(query)
         pool = max(50, 5 * k)
@@ -113,9 +119,17 @@ class Retriever:
             taken = set(rows)
             same_doc = self.index.rows_of_document[max(weight, key=weight.__getitem__)]
             rows += [r for r in same_doc if r not in taken][:expand]
-        cosine = dict(dense)
-        missing = [r for r in rows if r not in cosine]
-        if missing:
-            sims = self.index.vectors_of(missing) @ np.asarray(vector, dtype=np.float32)
-            cosine.update(zip(missing, map(float, sims), strict=True))
-        return [Hit(self.index.chunks[r], cosine[r], rank) for rank, r in enumerate(rows, 1)]
+        sims = self.index.sentence_scores(vector, rows)
+        dense_rank = {row: rank for rank, (row, _) in enumerate(dense, 1)}
+        lexical_rank = {row: rank for rank, (row, _) in enumerate(lexical, 1)}
+        return [
+            Hit(
+                self.index.chunks[r],
+                float(s.max()) if len(s) else 0.0,
+                rank,
+                tuple(map(float, s)),
+                dense_rank.get(r, 0),
+                lexical_rank.get(r, 0),
+            )
+            for rank, (r, s) in enumerate(zip(rows, sims, strict=True), 1)
+        ]

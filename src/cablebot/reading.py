@@ -1,0 +1,464 @@
+"""Reading: which retrieved sentence answers the question, scored by a learned model.
+
+Every sentence of the retrieved passages is a candidate. Each gets a vector
+of general features (how similar its passage is to the question, how many of
+the question's rare words it holds, whether it holds the kind of span asked
+for, ...). A logistic regression trained on `eval/train.jsonl` (see
+`training.py`) turns them into the probability that the sentence answers the
+question; a calibration learned on held-out folds turns the best one into the
+answer's confidence. The weights ship as plain JSON in `data/reader.json`.
+
+The regular expressions here are general knowledge of English questions and
+of how cables write numbers, dates and names; nothing is tuned to a question.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+
+from cablebot.chunking import sentence_spans
+from cablebot.errors import CablebotError
+from cablebot.lexical import terms
+from cablebot.retrieval import Hit
+
+MODEL_PATH = Path(__file__).parent / "data" / "reader.json"
+
+# --- What the question asks for ---------------------------------------------------------
+
+KINDS = ("number", "date", "person", "place", "organization", "reason", "other")
+
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty"
+    r"|hundred|thousand|dozen|dozens|hundreds|thousands|twice|half"
+)
+NUMBER = re.compile(
+    r"(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?![\w-])"
+    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand))?"
+    rf"|\b(?:{_NUMBER_WORDS})\b",
+    re.IGNORECASE,
+)
+_MONTHS = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+DATE = re.compile(
+    rf"\b{_MONTHS}\.? \d{{1,2}}(?:\s?-\s?\d{{1,2}})?(?:, \d{{4}})?\b|\b\d{{1,2}} {_MONTHS}\.?(?: \d{{4}})?\b"
+    rf"|\b{_MONTHS}(?: of)? \d{{4}}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(?:19|20)\d{{2}}s?\b|\b\d{{1,2}}/\d{{1,2}}\b"
+    r"|\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b|\b\d{1,2}:\d{2}\b|\b[0-2]\d[0-5]\d\b"
+    rf"|\b(?:early|mid|late)[- ](?:{_MONTHS}|(?:19|20)\d{{2}}s?)\b",
+)
+# A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
+NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
+_HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
+_WH_PHRASE = re.compile(
+    _HOW + r"|\b(what|which) (percentage|percent|share|proportion|number|amount|date|day|year|kind|type|sort)\b",
+    re.IGNORECASE,
+)
+_ORGANIZATION_NOUNS = (
+    r"party|company|firm|organi[sz]ation|agency|bank|group|paper|newspaper|association|ministry|university"
+    r"|committee|body|channel|team|union|council|court|network|institution|office|movement|coalition|service"
+)
+_PLACE_NOUNS = r"city|country|countries|town|province|region|state|place|border crossing|district|village|capital"
+
+
+def question_kind(question: str) -> str:
+    """number | date | person | place | organization | reason | other: what an answer should contain."""
+    q = question.lower()
+    if re.search(
+        _HOW + r"|\bwhat (percentage|percent|share|proportion|number|amount|price|sum|fraction)\b"
+        r"|\bhow [a-z]+ (a|an) (stake|share|sum)\b|\bwhat (rank|age)\b",
+        q,
+    ):
+        return "number"
+    if re.search(r"\b(when|what date|which date|on what day|what year|which year|what time|since when)\b", q):
+        return "date"
+    if re.search(rf"\b(which|what) ({_ORGANIZATION_NOUNS})\b", q):
+        return "organization"
+    if re.search(rf"\b(where|which ({_PLACE_NOUNS})|what ({_PLACE_NOUNS}))\b", q):
+        return "place"
+    if re.search(r"\b(who|whom|whose)\b|\bwhich \w+ (minister|official|ambassador|president|leader|spokes)", q):
+        return "person"
+    if re.search(r"\b(why|what (caused|led to|prompted|made)|for what reason|how come)\b", q):
+        return "reason"
+    return "other"
+
+
+def question_terms(question: str) -> list[str]:
+    """Content terms of a question, without its question words ("how long" asks, it does not match)."""
+    return terms(_WH_PHRASE.sub(" ", question))
+
+
+_ASKED = re.compile(
+    r"\b(?:how (?:many|much|long|far|big|large|old|often)|which|what|whose|who|whom|where|when|why)\b"
+    r"(?:\s+(?:is|was|are|were|did|does|do|has|had|have|the|a|an|kind of|type of|sort of|name of|number of))*"
+    r"\s+(.*)",
+    re.IGNORECASE,
+)
+
+
+def asked_terms(question: str) -> tuple[str, ...]:
+    """The first content words after the question word: what is asked about ("which *hospital*",
+    "how many IT *specialists*", "who *designed*"). A passage that never mentions them is a near miss."""
+    m = _ASKED.search(question)
+    if not m:
+        return ()
+    out: list[str] = []
+    for word in re.findall(r"[\w'’-]+", m.group(1)):
+        found = terms(word)
+        if not found:
+            break  # a function word ends the phrase
+        out.append(found[0])
+        if len(out) == 2:
+            break
+    return tuple(out)
+
+
+_CAUSE = re.compile(
+    r"\b(because|since|due to|owing to|as a result|reason|so that|in order to|danger|risk|fear|concern|worr|"
+    r"caus|led to|prompt|motivat|result|therefore|thus|given that|would)",
+    re.IGNORECASE,
+)
+_UNIT = re.compile(
+    r"\s?-?(mile|kilomet|km|meter|metre|centimet|feet|foot|yard|inch|day|week|month|year|hour|minute|second"
+    r"|millisecond|ton)",
+    re.IGNORECASE,
+)
+_SPEECH = re.compile(r"\b(say|said|says|tell|told|think|thinks|describe|call)\b", re.IGNORECASE)
+_SPEECH_VERBS = re.compile(
+    r"\b(said|says|told|confirmed|stated|noted|argued|claimed|complained|warned|reported|explained|described"
+    r"|acknowledged|admitted|insisted|asserted|stressed|emphasized|added|replied|called|believes?|thinks?)\b",
+    re.IGNORECASE,
+)
+_PLACE_CUE = re.compile(r"\b(in|at|near|outside|from|to|into|like|city of|town of)\s+((the|a|an)\s+)?$", re.I)
+_TITLE_CUE = re.compile(
+    r"\b(Mr|Mrs|Ms|Dr|President|Minister|Ambassador|General|Gen|Governor|Prince|King|Queen|Sheikh|Senator|"
+    r"Director|Chairman|Secretary|Judge|Colonel|Col|Captain|Commissioner|Mayor|spokesman|MP|PM|FM|leader|"
+    r"Chief|Commander|Admiral|Speaker|Deputy|Counselor|Attache|DCM|Professor)\.?\s+$"
+)
+_COMMON_STARTS = frozenset(
+    "the a an this that these those it he she they we but while although "
+    "here there in at on as when if and".split()
+)
+
+
+def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, int]]:
+    """Spans of `sentence` that could be the answer of this kind and are not already in the question."""
+    if kind == "number":
+        spans = [m.span() for m in NUMBER.finditer(sentence)]
+        if re.search(r"\bhow (long|far|high|old|fast|soon)\b", question, re.IGNORECASE):  # a measure: needs a unit
+            spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
+    elif kind == "date":
+        spans = [m.span() for m in DATE.finditer(sentence)]
+    elif kind in ("person", "place", "organization"):
+        spans = []
+        for m in NAME.finditer(sentence):
+            start, name = m.start(), m.group(0)
+            # A capital at sentence start is not evidence of a name on its own.
+            if start == 0 and " " not in name and name.lower() in _COMMON_STARTS:
+                continue
+            before = sentence[max(0, start - 25) : start]
+            if kind == "place" and not _PLACE_CUE.search(before):
+                continue  # a place is "in Cuernavaca", "near Magd", "to France"
+            if kind == "person" and " " not in name.strip() and not _TITLE_CUE.search(before):
+                continue  # a person has a full name ("Crispus Kiyonga") or a title ("Minister Kiyonga")
+            spans.append(m.span())
+    else:
+        return []
+    asked = set(terms(question))
+    return [(a, b) for a, b in spans if not set(terms(sentence[a:b])) <= asked]
+
+
+def _clause(sentence: str, pos: int) -> tuple[int, int]:
+    """The clause around `pos`: between commas, semicolons, colons, dashes or list markers."""
+    cuts = [0] + [m.end() for m in re.finditer(r"[,;:—–()]\s*|\s-{1,2}\s", sentence)] + [len(sentence)]
+    return max(c for c in cuts if c <= pos), min((c for c in cuts if c > pos), default=len(sentence))
+
+
+def focus(
+    kind: str, sentence: str, question: str, qterms: set[str], anchor: tuple[int, int] | None = None
+) -> tuple[tuple[int, int] | None, float]:
+    """The candidate span whose neighbourhood shares most words with the question, and that closeness.
+
+    `anchor` is the previous answer's key span in this same sentence: a
+    follow-up ("and how long is that border?") asks about its own clause.
+    """
+    best, best_score = None, -1.0
+    anchor_clause = _clause(sentence, anchor[0]) if anchor else None
+    for a, b in candidate_spans(kind, sentence, question):
+        if anchor and (a, b) == anchor:
+            continue
+        # Question words right after the span ("125 Mexican immigration officials") count most.
+        start, end = _clause(sentence, a)
+        after = terms(sentence[b : max(b, end)])[:6]
+        before = terms(sentence[start:a])[-4:]
+        score = sum(2 / (1 + i) for i, t in enumerate(after) if t in qterms)
+        score += sum(1 / (1 + i) for i, t in enumerate(reversed(before)) if t in qterms) - 0.001 * a
+        if anchor_clause and _clause(sentence, a) == anchor_clause:
+            score += 3
+        if score > best_score:
+            best, best_score = (a, b), score
+    return best, max(best_score, 0.0)
+
+
+# --- Candidates and their features -----------------------------------------------------
+
+FEATURES = (
+    "sentence_cosine",  # the sentence's own dense similarity to the question
+    "passage_cosine",  # the passage's (its closest sentence's) dense similarity to the question
+    "passage_rank",  # 1 / fused rank of the passage
+    "dense_rank",  # 1 / its rank by vectors alone (0 when not among the candidates)
+    "lexical_rank",  # 1 / its rank by BM25 alone (0 when not among the candidates)
+    "retrieved",  # the passage was retrieved for the question, not only added from its document
+    "main_document",  # the passage is from the document the top passages point at
+    "coverage",  # IDF-weighted share of the question's terms in the sentence
+    "coverage_with_previous",  # ... in the sentence and the one before it
+    "coverage_passage",  # ... in the whole passage
+    "coverage_document",  # ... anywhere in the retrieved passages of its document
+    "rarest_missing",  # IDF of the rarest question term the passage lacks, over the largest IDF
+    "bigrams",  # share of the question's word pairs in the sentence
+    "context_coverage",  # share of the earlier question's terms (follow-ups) in the sentence
+    "previous_sentence",  # a follow-up, and this sentence is the one the earlier answer quoted
+    "previous_document",  # a follow-up, and this sentence is from the document the earlier answer quoted
+    "asked_in_sentence",  # share of the words right after the question word in the sentence or the one before
+    "asked_in_passage",  # ... in the passage
+    "fits",  # the sentence holds a span of the kind asked for
+    "fits_number",
+    "fits_date",
+    "fits_name",  # a person, place or organisation
+    "has_cause",  # a reason question, and the sentence gives a cause
+    "focus",  # how close the question's words are to that span
+    "speech",  # a "what did X say" question, and the sentence reports speech
+    "length",  # log of the sentence length in characters
+    "capitals",  # share of letters in capitals: headings and subject lines shout
+    "kind_number",
+    "kind_date",
+    "kind_name",
+    "kind_reason",
+    "kind_other",
+)
+# Features also given relative to the best value among the question's candidates: a pointwise
+# model then sees how a sentence compares with its rivals, not only how good it is on its own.
+RELATIVE = tuple(name for name in FEATURES if not name.startswith("kind_"))
+FEATURES = (*FEATURES, *(f"{name}_vs_best" for name in RELATIVE))
+_RELATIVE_COLUMNS = [FEATURES.index(name) for name in RELATIVE]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence of a retrieved passage, as a possible answer."""
+
+    hit: Hit
+    start: int  # span of the sentence in hit.chunk.text
+    end: int
+    features: tuple[float, ...]
+
+    @property
+    def text(self) -> str:
+        return self.hit.chunk.text[self.start : self.end]
+
+
+@dataclass(frozen=True)
+class Question:
+    """What reading needs to know about a question, worked out once."""
+
+    text: str
+    kind: str
+    weights: dict[str, float]  # question term -> IDF weight
+    context: dict[str, float]  # the earlier question's terms (follow-ups) -> weight
+    pairs: frozenset[tuple[str, str]]
+    asked: tuple[str, ...]  # what the question asks about (asked_terms)
+    speech: bool
+    max_weight: float
+    previous_source: str = ""  # a follow-up: the document the earlier answer quoted
+    previous_quote: str = ""  # ... and the longest verbatim piece of that quote
+
+
+def analyse(
+    question: str,
+    weight: Callable[[str], float],
+    max_weight: float,
+    context: str = "",
+    previous: tuple[str, str] = ("", ""),
+) -> Question:
+    """`context` is the earlier question of a conversation, `previous` its answer (document id, quote)."""
+    qterms = question_terms(question)
+    weights = {t: weight(t) for t in qterms}
+    ctx = {t: weight(t) for t in terms(context) if t not in weights}
+    return Question(
+        question,
+        question_kind(question),
+        weights,
+        ctx,
+        frozenset(pairwise(qterms)),
+        asked_terms(question),
+        bool(_SPEECH.search(question)),
+        max_weight,
+        previous[0],
+        max(previous[1].split("…"), key=len).strip(),
+    )
+
+
+def _share(weights: dict[str, float], present: set[str] | frozenset[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
+
+
+def candidates(q: Question, hits: Sequence[Hit], k: int) -> list[Candidate]:
+    """Every sentence of `hits` with its features (FEATURES order).
+
+    A sentence in two passages (chunks overlap) is one candidate, from the better-ranked passage.
+    """
+    doc_weight: dict[str, float] = {}
+    for h in hits[:k]:
+        doc_weight[h.chunk.doc_id] = doc_weight.get(h.chunk.doc_id, 0.0) + 1.0 / h.rank
+    main_doc = max(doc_weight, key=doc_weight.__getitem__) if doc_weight else None
+    doc_terms: dict[str, set[str]] = {}
+    for h in hits:
+        doc_terms.setdefault(h.chunk.doc_id, set()).update(terms(h.chunk.text))
+    kind_flags = (
+        float(q.kind == "number"),
+        float(q.kind == "date"),
+        float(q.kind in ("person", "place", "organization")),
+        float(q.kind == "reason"),
+        float(q.kind == "other"),
+    )
+    qset = set(q.weights)
+    seen: set[tuple[str, str]] = set()
+    out: list[Candidate] = []
+    for hit in hits:
+        text = hit.chunk.text
+        spans = sentence_spans(text)
+        passage_terms = set(terms(text))
+        doc_cov = _share(q.weights, doc_terms[hit.chunk.doc_id])
+        missing = [w for t, w in q.weights.items() if t not in passage_terms]
+        rarest_missing = max(missing, default=0.0) / q.max_weight if q.max_weight else 0.0
+        asked_passage = _present(q.asked, passage_terms)
+        previous: set[str] = set()
+        for j, (a, b) in enumerate(spans):
+            sentence = text[a:b]
+            words = set(terms(sentence))
+            key = (hit.chunk.doc_id, sentence)
+            if sentence.endswith("?") or key in seen or not words:
+                previous = words
+                continue  # "The bone of contention?" announces the answer; the next sentence gives it
+            seen.add(key)
+            span, closeness = focus(q.kind, sentence, q.text, qset)
+            fits = span is not None
+            cause = q.kind == "reason" and bool(_CAUSE.search(sentence))
+            pairs = len(q.pairs & set(pairwise(terms(sentence)))) / len(q.pairs) if q.pairs else 0.0
+            features = (
+                hit.sentence_scores[j] if j < len(hit.sentence_scores) else hit.score,
+                hit.score,
+                1.0 / hit.rank,
+                1.0 / hit.dense_rank if hit.dense_rank else 0.0,
+                1.0 / hit.lexical_rank if hit.lexical_rank else 0.0,
+                float(hit.rank <= k),
+                float(hit.chunk.doc_id == main_doc),
+                _share(q.weights, words),
+                _share(q.weights, words | previous),
+                _share(q.weights, passage_terms),
+                doc_cov,
+                rarest_missing,
+                pairs,
+                _share(q.context, words),
+                float(bool(q.previous_quote) and q.previous_quote in sentence),
+                float(bool(q.previous_source) and hit.chunk.doc_id == q.previous_source),
+                _present(q.asked, words | previous),
+                asked_passage,
+                float(fits or cause),
+                float(fits and q.kind == "number"),
+                float(fits and q.kind == "date"),
+                float(fits and q.kind in ("person", "place", "organization")),
+                float(cause),
+                min(closeness, 3.0) / 3.0,
+                float(q.speech and bool(_SPEECH_VERBS.search(sentence))),
+                math.log(len(sentence)) / 6.0,
+                _capitals(sentence),
+                *kind_flags,
+            )
+            out.append(Candidate(hit, a, b, features))
+            previous = words
+    best = [max((c.features[i] for c in out), default=0.0) for i in _RELATIVE_COLUMNS]
+    return [
+        Candidate(
+            c.hit,
+            c.start,
+            c.end,
+            c.features + tuple(c.features[i] - m for i, m in zip(_RELATIVE_COLUMNS, best, strict=True)),
+        )
+        for c in out
+    ]
+
+
+def _present(wanted: tuple[str, ...], words: set[str]) -> float:
+    return sum(w in words for w in wanted) / len(wanted) if wanted else 1.0
+
+
+def _capitals(text: str) -> float:
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ch.isupper() for ch in letters) / len(letters) if letters else 0.0
+
+
+# --- The model -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Logistic regression over FEATURES, with a calibration of the best candidate's score."""
+
+    weights: tuple[float, ...]
+    bias: float
+    calibration: tuple[float, float]  # confidence = sigmoid(a * best score's logit + b)
+    threshold: float  # abstain below this confidence
+    unsure_below: float  # answers below this confidence are marked "not sure"
+
+    def logit(self, features: Iterable[float]) -> float:
+        return self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
+
+    def confidence(self, logit: float) -> float:
+        a, b = self.calibration
+        return _sigmoid(a * logit + b)
+
+    def to_json(self) -> dict:
+        return {
+            "features": list(FEATURES),
+            "weights": [round(w, 6) for w in self.weights],
+            "bias": round(self.bias, 6),
+            "calibration": [round(c, 6) for c in self.calibration],
+            "threshold": round(self.threshold, 4),
+            "unsure_below": round(self.unsure_below, 4),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Reader:
+        if data.get("features") != list(FEATURES):
+            raise CablebotError(
+                "the reader model was trained on other features than this cablebot computes; "
+                "retrain it with: cablebot train"
+            )
+        return cls(
+            tuple(data["weights"]),
+            float(data["bias"]),
+            tuple(data["calibration"]),  # type: ignore[arg-type]
+            float(data["threshold"]),
+            float(data["unsure_below"]),
+        )
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+@cache
+def load_reader(path: Path = MODEL_PATH) -> Reader:
+    try:
+        return Reader.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CablebotError(f"cannot read the reader model {path} ({e}); retrain it with: cablebot train") from e

@@ -1,0 +1,244 @@
+"""`cablebot train`: learn the reader's weights from a question set, and say how well they generalise.
+
+Every candidate sentence of every training question (run through the real
+retrieval) is an example, labelled by whether it holds a gold answer from the
+right document. A logistic regression (scikit-learn, fixed seed) learns the
+weights; the best candidate's score is then calibrated (Platt scaling) into
+the probability that the answer is right, on folds the weights were not
+fitted on, and the abstention threshold is the lowest confidence at which at
+most `max_false` of the unanswerable questions get an answer, again on
+held-out folds.
+
+All figures reported are on held-out folds (5-fold cross-validation, split by
+question and conversation, never by sentence).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cablebot.answering import Answer, Citation
+from cablebot.core import Cablebot, Conversation
+from cablebot.evaluation import Question, holds_answer, load_conversations, right_document
+from cablebot.reading import FEATURES, Reader, analyse, candidates
+
+FOLDS = 5
+SEED = 13
+MAX_FALSE = 0.20  # target share of questions the documents do not answer that get an answer anyway
+UNSURE = 0.6  # below this probability of being right, an answer says it is not sure
+C = 1.0  # inverse regularisation strength of the logistic regression
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training question (or conversation turn): its candidates' features and labels."""
+
+    group: int  # questions of one conversation share a group, so they land in one fold
+    question: Question
+    features: np.ndarray  # (candidates, FEATURES)
+    labels: np.ndarray  # (candidates,) 1 = holds a gold answer from the right document
+
+
+def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[Example]:
+    """Examples for every turn, retrieved and read exactly as `Cablebot.ask` would."""
+    examples = []
+    for group, turns in enumerate(conversations):
+        conversation = Conversation()
+        for q in turns:
+            context, previous = conversation.context_for(q.question)
+            hits = bot.retrieve(q.question, context)
+            earlier = (
+                (previous.citations[0].source, previous.text) if previous and previous.citations else ("", "")
+            )
+            analysed = analyse(q.question, bot.retriever.term_weight, bot.retriever.max_weight, context, earlier)
+            cands = candidates(analysed, hits, bot.settings.answer_k)
+            features = np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+            labels = np.array(
+                [q.answerable and holds_answer(c.text, q.answers) and right_document(c.hit.chunk.doc_id, q.doc)
+                 for c in cands],
+                dtype=np.int8,
+            )  # fmt: skip
+            examples.append(Example(group, q, features, labels))
+            conversation.add(_gold(q))
+    return examples
+
+
+def _gold(q: Question) -> Answer:
+    """What a conversation remembers of a training turn: its right answer, the sentence that supports it."""
+    if not (q.answerable and q.support):
+        return Answer(q.question, "", True, (), ())
+    citation = Citation(1, q.doc, q.doc, "", q.support)
+    return Answer(q.question, q.support, False, (citation,), ())
+
+
+# --- Fitting ---------------------------------------------------------------------------
+
+
+def fit_weights(examples: Sequence[Example]) -> tuple[np.ndarray, float]:
+    """Logistic regression over all candidates of `examples`; weights in raw feature units."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([e.features for e in examples])
+    y = np.concatenate([e.labels for e in examples])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=C, max_iter=2000, random_state=SEED)
+    model.fit((x - mean) / scale, y)
+    weights = model.coef_[0] / scale
+    return weights, float(model.intercept_[0] - (model.coef_[0] * mean / scale).sum())
+
+
+def best_of(examples: Sequence[Example], weights: np.ndarray, bias: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per question: the best candidate's logit, and whether that candidate is a right answer."""
+    logits, right = [], []
+    for e in examples:
+        if len(e.labels) == 0:
+            logits.append(-10.0)
+            right.append(False)
+            continue
+        scores = e.features @ weights + bias
+        i = int(np.argmax(scores))
+        logits.append(float(scores[i]))
+        right.append(bool(e.labels[i]))
+    return np.array(logits), np.array(right)
+
+
+def fit_calibration(logits: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: P(right) = sigmoid(a * logit + b), fitted on held-out logits."""
+    from sklearn.linear_model import LogisticRegression
+
+    if right.all() or not right.any():
+        return 1.0, 0.0
+    model = LogisticRegression(C=100.0, random_state=SEED).fit(logits.reshape(-1, 1), right)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def choose_threshold(confidence: np.ndarray, unanswerable: np.ndarray, max_false: float) -> float:
+    """The lowest confidence at which at most `max_false` of the unanswerable questions get an answer.
+
+    Lower thresholds answer more of the answerable questions; the target bounds
+    how often a question the documents do not answer gets a quote anyway.
+    """
+    if not unanswerable.any():
+        return 0.5
+    for t in np.unique(np.round(confidence, 3)):
+        if (confidence[unanswerable] >= t).mean() <= max_false:
+            return float(t)
+    return 1.0
+
+
+def _folds(examples: Sequence[Example], n: int, seed: int) -> list[int]:
+    groups = sorted({e.group for e in examples})
+    random.Random(seed).shuffle(groups)
+    fold_of = {g: i % n for i, g in enumerate(groups)}
+    return [fold_of[e.group] for e in examples]
+
+
+def _held_out_logits(examples: Sequence[Example], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    folds = _folds(examples, n, seed)
+    logits, right = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool)
+    for f in range(n):
+        train = [e for e, k in zip(examples, folds, strict=True) if k != f]
+        test = [i for i, k in enumerate(folds) if k == f]
+        w, b = fit_weights(train)
+        lg, rt = best_of([examples[i] for i in test], w, b)
+        logits[test], right[test] = lg, rt
+    return logits, right
+
+
+def train(examples: Sequence[Example], max_false: float = MAX_FALSE) -> Reader:
+    """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds."""
+    logits, right = _held_out_logits(examples, FOLDS, SEED)
+    a, b = fit_calibration(logits, right)
+    confidence = 1 / (1 + np.exp(-(a * logits + b)))
+    unanswerable = np.array([not e.question.answerable for e in examples])
+    threshold = choose_threshold(confidence, unanswerable, max_false)
+    weights, bias = fit_weights(examples)
+    return Reader(tuple(float(w) for w in weights), bias, (a, b), threshold, UNSURE)
+
+
+# --- Honest figures --------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Cross-validated figures: every number is on questions the model was not fitted on."""
+
+    answered_right: int = 0
+    answerable: int = 0
+    unanswerable: int = 0
+    abstained_right: int = 0  # abstentions on unanswerable questions
+    false_abstained: int = 0
+    confidence: list[float] | None = None
+    right: list[bool] | None = None
+
+    def lines(self) -> list[str]:
+        n, u = self.answerable, self.unanswerable
+        out = [
+            f"cross-validated ({FOLDS} folds): n={n}+{u} answer={self.answered_right / max(n, 1):.3f} "
+            f"abstain={self.abstained_right / max(u, 1):.3f} false_abstain={self.false_abstained / max(n, 1):.3f}",
+            "calibration (confidence decile: questions, mean confidence, share right):",
+        ]
+        conf, right = np.array(self.confidence or []), np.array(self.right or [], dtype=bool)
+        for lo in np.arange(0.0, 1.0, 0.1):
+            sel = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
+            if sel.any():
+                share = f"{conf[sel].mean():.3f}  {right[sel].mean():.3f}"
+                out.append(f"  [{lo:.1f}, {lo + 0.1:.1f}): {int(sel.sum()):4d}  {share}")
+        return out
+
+
+def cross_validate(examples: Sequence[Example], max_false: float = MAX_FALSE) -> Report:
+    """Nested: each outer fold is scored by a reader (weights, calibration, threshold) trained without it."""
+    folds = _folds(examples, FOLDS, SEED + 1)
+    report = Report(confidence=[], right=[])
+    for f in range(FOLDS):
+        train_set = [e for e, k in zip(examples, folds, strict=True) if k != f]
+        test = [e for e, k in zip(examples, folds, strict=True) if k == f]
+        reader = train(train_set, max_false)
+        logits, right = best_of(test, np.array(reader.weights), reader.bias)
+        for e, lg, rt in zip(test, logits, right, strict=True):
+            conf = reader.confidence(float(lg))
+            answers = conf >= reader.threshold
+            report.confidence.append(conf)  # type: ignore[union-attr]
+            report.right.append(bool(rt))  # type: ignore[union-attr]
+            if e.question.answerable:
+                report.answerable += 1
+                report.answered_right += answers and rt
+                report.false_abstained += not answers
+            else:
+                report.unanswerable += 1
+                report.abstained_right += not answers
+    return report
+
+
+def run(
+    bot: Cablebot,
+    paths: Sequence[Path],
+    out: Path,
+    feedback: Sequence[Path] = (),
+    say: Callable[[str], None] = print,
+) -> Reader:
+    """Collect examples from `paths` (and feedback files), cross-validate, train on all, write to `out`."""
+    from cablebot.feedback import load_feedback
+
+    conversations = [c for p in paths for c in load_conversations(p)]
+    conversations += [c for p in feedback for c in load_feedback(p)]
+    say(f"reading {sum(len(c) for c in conversations)} training questions…")
+    examples = collect(bot, conversations)
+    for line in cross_validate(examples).lines():
+        say(line)
+    reader = train(examples)
+    data = reader.to_json() | {"trained_on": [p.name for p in (*paths, *feedback)], "questions": len(examples)}
+    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    say(
+        f"wrote {out}: abstains below confidence {reader.threshold:.3f} (on held-out folds, at most "
+        f"{MAX_FALSE:.0%} of the questions the documents do not answer get an answer)"
+    )
+    return reader

@@ -1,0 +1,80 @@
+"""The reader: question analysis, candidate features, and the shipped model file."""
+
+import json
+
+import pytest
+
+from cablebot.chunking import Chunk
+from cablebot.errors import CablebotError
+from cablebot.reading import (
+    FEATURES,
+    MODEL_PATH,
+    Reader,
+    analyse,
+    asked_terms,
+    candidates,
+    load_reader,
+    question_kind,
+)
+from cablebot.retrieval import Hit
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("how many cars cross every day?", "number"),
+        ("what share of french jobs are short term?", "number"),
+        ("when did zardari meet the ambassador?", "date"),
+        ("who wrote this?", "person"),
+        ("which party might neves switch to?", "organization"),
+        ("where is the donors conference?", "place"),
+        ("why did the uighur cases worry germany?", "reason"),
+        ("what is the name of nato's plan?", "other"),
+    ],
+)
+def test_question_kinds(question: str, kind: str) -> None:
+    assert question_kind(question) == kind
+
+
+def test_asked_terms_are_what_the_question_is_about() -> None:
+    assert asked_terms("which hospital treated the president?") == ("hospit", "treat")
+    assert asked_terms("How many Mexican officials guard the border?") == ("mexican", "offici")
+    assert asked_terms("who designed the airfield?") == ("design",)
+    assert asked_terms("tell me more") == ()
+
+
+def _hit(text: str, rank: int, scores: tuple[float, ...]) -> Hit:
+    return Hit(Chunk("doc", 1, 0, len(text), text, "¶1"), max(scores), rank, scores, rank, 0)
+
+
+def test_every_sentence_is_a_candidate_with_one_value_per_feature() -> None:
+    q = analyse("how many officials guard the border?", lambda t: 2.0, 5.0)
+    hits = [
+        _hit("Only 125 officials guard the border. The border is long.", 1, (0.8, 0.4)),
+        _hit("The border is long. Is it guarded?", 2, (0.4, 0.2)),
+    ]
+    found = candidates(q, hits, k=8)
+    # The repeated sentence counts once, a question is never an answer.
+    assert [c.text for c in found] == ["Only 125 officials guard the border.", "The border is long."]
+    assert all(len(c.features) == len(FEATURES) for c in found)
+    named = dict(zip(FEATURES, found[0].features, strict=True))
+    assert named["sentence_cosine"] == 0.8 and named["fits_number"] == 1.0 and named["coverage"] == 1.0
+    assert named["sentence_cosine_vs_best"] == 0.0
+    assert dict(zip(FEATURES, found[1].features, strict=True))["sentence_cosine_vs_best"] == pytest.approx(-0.4)
+
+
+def test_the_shipped_model_matches_the_features_and_is_plain_json() -> None:
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert data["features"] == list(FEATURES) and len(data["weights"]) == len(FEATURES)
+    reader = load_reader()
+    assert 0.0 < reader.threshold < 1.0 and 0.0 <= reader.confidence(0.0) <= 1.0
+    assert Reader.from_json(reader.to_json()) == reader
+
+
+def test_a_model_for_other_features_says_how_to_retrain(tmp_path) -> None:
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    data["features"] = data["features"][:-1]
+    path = tmp_path / "reader.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(CablebotError, match="cablebot train"):
+        load_reader(path)

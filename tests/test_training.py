@@ -1,0 +1,144 @@
+"""Retraining the reader: deterministic, honest about held-out figures, and able to learn from feedback."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cablebot.config import Settings
+from cablebot.core import Cablebot
+from cablebot.evaluation import load_conversations
+from cablebot.feedback import load_feedback, record
+from cablebot.reading import FEATURES, Reader
+from cablebot.training import collect, cross_validate, train
+
+FACTS = {
+    "harbour": "The harbour of Port Elin handles 40 ships a week. Its director, Maria Vance, took office in 2007. "
+    "Dredging stopped because the budget ran out.",
+    "mine": "The Korvat copper mine employs 1,200 workers. It is owned by Ostra Metals. "
+    "Production fell in March after a strike over pay.",
+    "school": "Greenfield school teaches 300 pupils in two languages. Its headmaster is Tom Hale. "
+    "A new library opened on 4 May.",
+    "bridge": "The Lenna bridge is 2 kilometres long. It was built by the firm Castel Works. "
+    "Trucks are banned at night to protect it.",
+}
+QUESTIONS = [
+    ("how many ships does the harbour handle?", "40", "harbour"),
+    ("who runs the port?", "Maria Vance", "harbour"),
+    ("why was the dredging halted?", "the budget ran out", "harbour"),
+    ("how many people work at the copper mine?", "1,200", "mine"),
+    ("which company owns the mine?", "Ostra Metals", "mine"),
+    ("when did output drop?", "March", "mine"),
+    ("how many pupils does greenfield have?", "300", "school"),
+    ("who is the headmaster?", "Tom Hale", "school"),
+    ("when did the library open?", "4 May", "school"),
+    ("how long is the bridge?", "2 kilometres", "bridge"),
+    ("who built the bridge?", "Castel Works", "bridge"),
+    ("why can't trucks cross at night?", "to protect it", "bridge"),
+]
+TRAIN_CHATS = Path(__file__).resolve().parent.parent / "eval" / "train-chats.jsonl"
+UNANSWERABLE = ["how deep is the harbour?", "what is the price of copper?", "how old is tom hale?"]
+
+
+@pytest.fixture(scope="module")
+def small_bot(tmp_path_factory: pytest.TempPathFactory) -> Cablebot:
+    root = tmp_path_factory.mktemp("small")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in FACTS.items():
+        (docs / f"{name}.txt").write_text(text, encoding="utf-8")
+    untrained = Reader((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
+    return Cablebot(Settings(index_dir=root / "index", corpus_paths=(docs,)), lambda m: None, untrained)
+
+
+@pytest.fixture(scope="module")
+def slice_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("slice") / "train.jsonl"
+    rows = [
+        {"id": f"T{i}", "question": q, "answers": [a], "support": FACTS[d], "doc": d, "type": "other"}
+        for i, (q, a, d) in enumerate(QUESTIONS)
+    ] + [
+        {"id": f"U{i}", "question": q, "answers": [], "support": "", "doc": "", "type": "unanswerable"}
+        for i, q in enumerate(UNANSWERABLE)
+    ]
+    rows.append(
+        {
+            "id": "C1",
+            "turns": [
+                {
+                    "id": "C1.1",
+                    "question": "who owns the copper mine?",
+                    "answers": ["Ostra Metals"],
+                    "doc": "mine",
+                },
+                {
+                    "id": "C1.2",
+                    "question": "and how many workers does it have?",
+                    "answers": ["1,200"],
+                    "doc": "mine",
+                },
+            ],
+        }
+    )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_retraining_on_a_fixed_slice_is_deterministic(small_bot: Cablebot, slice_file: Path) -> None:
+    conversations = load_conversations(slice_file)
+    assert [len(c) for c in conversations][-1] == 2  # the conversation line keeps its turns together
+    first = train(collect(small_bot, conversations)).to_json()
+    second = train(collect(small_bot, conversations)).to_json()
+    assert first == second
+    assert first["features"] == list(FEATURES) and 0.0 <= first["threshold"] <= 1.0
+
+
+def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, slice_file: Path) -> None:
+    examples = collect(small_bot, load_conversations(slice_file))
+    reader = train(examples)
+    weights = np.array(reader.weights)
+    answered = [e for e in examples if e.question.answerable]
+    right = sum(bool(e.labels[int(np.argmax(e.features @ weights))]) for e in answered)
+    assert right >= 0.75 * len(answered)  # on its own training data: far above the 1-in-12 of chance
+    # The follow-up was read with the earlier question as context.
+    follow_up = next(e for e in examples if e.question.id == "C1.2")
+    assert follow_up.labels.any()
+
+
+def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Cablebot, slice_file: Path) -> None:
+    report = cross_validate(collect(small_bot, load_conversations(slice_file)))
+    lines = report.lines()
+    assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")
+    assert "calibration" in lines[1] and len(lines) > 2
+    assert all(0.0 <= c <= 1.0 for c in report.confidence or [])
+
+
+def test_feedback_becomes_training_questions(small_bot: Cablebot, tmp_path: Path) -> None:
+    from cablebot.reading import load_reader
+
+    bot = Cablebot(small_bot.settings, lambda m: None, load_reader())
+    path = tmp_path / "feedback.jsonl"
+    good = bot.ask("how many ships does the harbour handle?")
+    assert not good.abstained
+    bad = dataclasses.replace(good, question="how deep is the harbour?")  # a quote that does not answer
+    record(path, good, "good", 1234, "chat")
+    record(path, bad, "bad", 1234, "chat")
+    record(path, bad, "bad", 1234, "chat")  # the same verdict twice counts once
+    text = path.read_text(encoding="utf-8")
+    assert "1234" not in text and (path.parent / "feedback.jsonl.salt").stat().st_mode & 0o077 == 0
+    questions = [c[0] for c in load_feedback(path)]
+    assert [q.type for q in questions] == ["feedback", "unanswerable"]
+    assert questions[0].answers[0] in good.text and questions[0].doc == good.citations[0].source
+    examples = collect(small_bot, load_feedback(path))
+    assert examples[0].labels.any() and not examples[1].labels.any()
+
+
+def test_the_follow_up_detector_on_the_training_conversations() -> None:
+    from cablebot.core import is_follow_up
+
+    turns = [t for line in TRAIN_CHATS.read_text(encoding="utf-8").splitlines() for t in json.loads(line)["turns"]]
+    assert len(turns) >= 30
+    right = sum(is_follow_up(t["question"]) == t["follow_up"] for t in turns)
+    assert right / len(turns) >= 0.95  # 35 of 36: "what time did the plane take off?" has no word pointing back
