@@ -54,8 +54,12 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings pointing at a fresh index of the bundled article (built by the first Cablebot)."""
-    return Settings(index_dir=tmp_path_factory.mktemp("seed") / "index", corpus_paths=(BUNDLED_CORPUS,))
+    """Settings pointing at a fresh index of the bundled article, built once for the session."""
+    from cablebot.core import build
+
+    settings = Settings(index_dir=tmp_path_factory.mktemp("seed") / "index", corpus_paths=(BUNDLED_CORPUS,))
+    build(settings, warn=lambda m: None)
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -238,6 +239,31 @@ async def test_quoted_mentions_ping_nobody(tmp_path: Path, seed_bot, monkeypatch
         assert followup.body["allowed_mentions"] == {"parse": []}
         text = followup.body["embeds"][0]["description"]
         assert "@everyone" in text and "<@&123>" in text
+
+
+async def test_titles_and_urls_from_documents_cannot_become_links(tmp_path: Path, seed_bot, monkeypatch) -> None:
+    from cablebot.core import Cablebot
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bait.md").write_text(
+        '---\ntitle: "[Official source](http://evil.example/phish)"\nurl: "javascript:alert(1)"\n---\n'
+        "The harbour of Port Elin handles 40 ships a week.\n",
+        encoding="utf-8",
+    )
+    settings = dataclasses.replace(
+        seed_bot.settings, index_dir=tmp_path / "index", corpus_paths=(docs,), discord_cooldown=0.0
+    )
+    core = Cablebot(settings, warn=lambda m: None)
+    async with connected(core, settings, monkeypatch) as (fake, _):
+        _, followup, _ = await _ask(fake, "How many ships a week does the harbour of Port Elin handle?")
+        (embed,) = followup.body["embeds"]
+        (field,) = embed["fields"]
+        assert "\\[Official source]" in field["name"]  # escaped: shown as text, not a masked link
+        texts = [embed["description"], *(f[k] for f in embed["fields"] for k in ("name", "value"))]
+        assert not any(re.search(r"(?<!\\)\[[^\]]*\]\(", t) for t in texts)  # no masked link anywhere
+        assert "javascript:" not in json.dumps(followup.body)
+        assert "**40**" in embed["description"]
 
 
 def _cli_env(fake: FakeDiscord, index: Path, token: str) -> dict[str, str]:

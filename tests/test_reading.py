@@ -78,3 +78,22 @@ def test_a_model_for_other_features_says_how_to_retrain(tmp_path) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(CablebotError, match="cablebot train"):
         load_reader(path)
+
+
+def test_an_excerpt_without_a_word_is_never_an_answer() -> None:
+    from cablebot.answering import choose_answer
+    from cablebot.reading import FEATURES
+
+    dashes = "-" * 500 + " ab."  # cut to 400 characters, the excerpt would be nothing but "…"
+    hit = Hit(Chunk("doc", 1, 0, len(dashes), dashes, "¶1"), 0.9, 1, (0.9,), 1, 1)
+
+    class Retriever:
+        max_weight = 5.0
+
+        @staticmethod
+        def term_weight(term: str) -> float:
+            return 1.0
+
+    always = Reader((0.0,) * len(FEATURES), 10.0, (1.0, 0.0), 0.5, 0.6)
+    answer = choose_answer("what is it?", [hit], Retriever(), {}, always, 8, 400)
+    assert answer.abstained and answer.citations == ()

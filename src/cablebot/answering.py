@@ -165,6 +165,8 @@ def choose_answer(
     anchor = previous.emphasis if previous and previous.text == quote else None
     span, _ = focus(q.kind, quote, question, set(q.weights), anchor)
     text, emphasis = excerpt(quote, span, max_chars)
+    if not re.search(r"\w", text):  # an answer quotes at least one word of the source, or it is none
+        return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)
     citation = cite(1, best.hit.chunk.doc_id, documents, best.hit.chunk.location, text)
     return Answer(
         question, text, False, (citation,), tuple(hits), emphasis, confidence, confidence < reader.unsure_below

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import sys
@@ -21,19 +22,31 @@ if TYPE_CHECKING:
     from cablebot.core import Conversation
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _warn(message: str) -> None:
     print(f"cablebot: {message}", file=sys.stderr)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common(default: object) -> argparse.ArgumentParser:
+    """--index and --config, defined once. Before the command they default to None; after it they are
+    left out unless given, so `cablebot --index cables ask ...` and `cablebot ask --index cables ...` agree."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--index", metavar="DIR", help="index directory (default: from config.toml)")
-    common.add_argument("--config", metavar="FILE", help="settings file (default: ./config.toml)")
+    common.add_argument(
+        "--index", metavar="DIR", default=default, help="index directory (default: from config.toml)"
+    )
+    common.add_argument("--config", metavar="FILE", default=default, help="settings file (default: ./config.toml)")
+    return common
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="cablebot",
         description="Answer questions about your documents with verbatim, cited quotes.",
-        parents=[common],
+        parents=[_common(None)],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -75,14 +88,25 @@ def _parser() -> argparse.ArgumentParser:
         help="also learn from 👍/👎 verdicts recorded in FILE (see [feedback] in config.toml)",
     )  # fmt: skip
 
-    index = sub.add_parser("index", parents=[common], help="build or update the index")
-    index.add_argument(
-        "paths",
-        nargs="*",
-        type=Path,
-        metavar="PATH",
-        help="files or directories (default: the corpus in config.toml)",
+    index = sub.add_parser(
+        "index",
+        parents=[common],
+        help="add files or folders to the index, or re-scan the ones it holds",
+        description="Add PATHs (files or folders) to the index, or update them; the documents already "
+        "indexed from other paths stay. With no PATH, every recorded path is scanned again (deleted files "
+        "drop out); a new index with no PATH indexes the corpus in config.toml. Only new or changed "
+        "documents are embedded.",
     )
+    index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to add or update")
+    index.add_argument(
+        "--follow-links", action="store_true", help="follow symbolic links inside the folders (off: skipped)"
+    )
+    remove = sub.add_parser(
+        "remove",
+        parents=[common],
+        help="drop files or folders (as given to `cablebot index`) from the index",
+    )
+    remove.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="recorded files or folders to drop")
     return parser
 
 
@@ -90,6 +114,17 @@ def _settings(args: argparse.Namespace):
     from cablebot.config import load_settings
 
     return load_settings(args.config, args.index)
+
+
+def _bot(args: argparse.Namespace, settings=None, **kwargs):
+    """The core for a command. Only the default index of the bundled article is built on first use:
+    an explicit --index, or a corpus of the user's own, must be built with `cablebot index`."""
+    from cablebot.config import BUNDLED_CORPUS
+    from cablebot.core import Cablebot
+
+    settings = settings or _settings(args)
+    default = args.index is None and [p.resolve() for p in settings.corpus_paths] == [BUNDLED_CORPUS.resolve()]
+    return Cablebot(settings, build_missing=default, **kwargs)
 
 
 def _filter(args: argparse.Namespace):
@@ -118,30 +153,39 @@ def cmd_index(args: argparse.Namespace) -> int:
     from cablebot.core import build
 
     settings = _settings(args)
-    report = build(settings, args.paths or None, warn=_warn, progress=_progress)
+    if getattr(args, "follow_links", False):
+        settings = dataclasses.replace(settings, index_follow_links=True)
+    removing = args.command == "remove"
+    report = build(
+        settings,
+        None if removing else args.paths,
+        warn=_warn,
+        progress=_progress,
+        remove=args.paths if removing else (),
+    )
     print(
-        f"indexed {report.documents} documents ({report.skipped} skipped, {report.failed} failed), "
-        f"{report.chunks} chunks in {settings.index_dir} ({report.sentences} sentences: "
+        f"indexed {_n(report.documents, 'document')} ({report.skipped} skipped, {report.failed} failed), "
+        f"{_n(report.chunks, 'chunk')} in {settings.index_dir} ({_n(report.sentences, 'sentence')}: "
         f"{report.embedded} embedded, {report.sentences - report.embedded} reused; "
-        f"{report.removed} documents removed) in {report.seconds:.1f}s",
+        f"{_n(report.removed, 'document')} removed) in {report.seconds:.1f}s",
         file=sys.stderr,
     )
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from cablebot.core import Cablebot, check_question
+    from cablebot.core import check_question
     from cablebot.rendering import to_json, to_text
 
     if args.question or not args.json:
         question = check_question(" ".join(args.question))  # fail fast, before loading the model
-        answer = Cablebot(_settings(args)).ask(question, where=_filter(args))
+        answer = _bot(args).ask(question, where=_filter(args))
         if args.json:
             print(json.dumps(to_json(answer), ensure_ascii=False))
         else:
             print(to_text(answer, color=sys.stdout.isatty()))
         return 0
-    bot, where = Cablebot(_settings(args)), _filter(args)
+    bot, where = _bot(args), _filter(args)
     conversations: dict[str, Conversation] = {}
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
     for line in stdin:
@@ -174,12 +218,12 @@ def _batch_line(line: str, conversations: dict[str, Conversation]) -> tuple[str,
 def cmd_chat(args: argparse.Namespace) -> int:
     import getpass
 
-    from cablebot.core import Cablebot, Conversation
+    from cablebot.core import Conversation
     from cablebot.feedback import record
     from cablebot.rendering import to_text
 
     settings = _settings(args)
-    bot, where = Cablebot(settings), _filter(args)
+    bot, where = _bot(args, settings), _filter(args)
     conversation = Conversation()
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - gives input() history and line editing
@@ -209,11 +253,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cablebot.core import Cablebot
     from cablebot.evaluation import evaluate, load_conversations
 
     conversations = load_conversations(args.questions)
-    bot, where = Cablebot(_settings(args)), _filter(args)
+    bot, where = _bot(args), _filter(args)
     scores = evaluate(conversations, lambda question, conversation: bot.ask(question, conversation, where))
     for miss in scores.misses:
         print(f"MISS {miss}")
@@ -222,12 +265,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cablebot.core import Cablebot
     from cablebot.reading import FEATURES, MODEL_PATH, Reader
     from cablebot.training import run
 
     untrained = Reader((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
-    bot = Cablebot(_settings(args), reader=untrained)
+    bot = _bot(args, reader=untrained)
     run(bot, args.questions, args.out or MODEL_PATH, args.feedback, say=_warn)
     return 0
 
@@ -239,13 +281,14 @@ def cmd_discord(args: argparse.Namespace) -> int:
     read_token(settings)  # fail in milliseconds, before importing the model, when there is no token
     from cablebot.discord_bot import run
 
-    return run(settings)
+    return run(_bot(args, settings))
 
 
 COMMANDS = {
     "ask": cmd_ask,
     "chat": cmd_chat,
     "index": cmd_index,
+    "remove": cmd_index,
     "eval": cmd_eval,
     "train": cmd_train,
     "discord": cmd_discord,

@@ -19,6 +19,7 @@ class Settings:
     corpus_paths: tuple[Path, ...] = (BUNDLED_CORPUS,)
     index_dir: Path = Path("index")
     index_approximate_above: int = 200_000
+    index_follow_links: bool = False
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_backend: str = "onnx"
     embedding_quantize: bool = True

@@ -75,21 +75,50 @@ class Conversation:
         self.answers.append(answer)
 
 
+def recorded_sources(index_dir: Path) -> list[Path]:
+    """The files and folders an index was built from, as its manifest records them (none if unreadable)."""
+    import json
+
+    try:
+        sources = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8")).get("sources", [])
+        return [Path(p) for p in sources if isinstance(p, str)]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def build(
     settings: Settings,
     paths: Sequence[Path] | None = None,
     embedder: Embedder | None = None,
     warn: Callable[[str], None] = _stderr,
     progress=None,
+    remove: Sequence[Path] = (),
 ) -> BuildReport:
-    """(Re)index `paths` (default: the configured corpus) into the configured index directory.
+    """Add `paths` to the index in the configured directory, or re-scan what it was built from.
 
-    Only documents whose content changed are parsed and embedded again.
+    The index keeps every source (file or folder) it was ever given: `paths`
+    are added to them (or updated), and with no `paths` all of them are
+    scanned again, so files deleted since drop out. The first build of an
+    index with no `paths` indexes the configured corpus. `remove` drops
+    recorded sources. Only documents whose content changed are parsed and
+    embedded again.
     """
     from cablebot.embedding import load_embedder
     from cablebot.index import build_index
 
-    sources = [Path(p).resolve() for p in (paths or settings.corpus_paths)]
+    recorded = recorded_sources(settings.index_dir)
+    dropped = {Path(p).resolve() for p in remove}
+    unknown = sorted(str(p) for p in dropped - set(recorded))
+    if unknown:
+        listed = ", ".join(map(str, recorded)) or "none"
+        raise CablebotError(f"{unknown[0]} is not a source of {settings.index_dir} (its sources: {listed})")
+    sources = [p for p in recorded if p not in dropped]
+    if paths:
+        sources += [p for p in (Path(x).resolve() for x in paths) if p not in sources]
+    elif not recorded:
+        sources = [Path(p).resolve() for p in settings.corpus_paths]
+    if not sources:
+        raise CablebotError(f"no sources left in {settings.index_dir}; add some with: cablebot index PATH...")
     embedder = embedder or load_embedder(
         settings.embedding_model, settings.embedding_backend, settings.embedding_quantize
     )
@@ -104,6 +133,7 @@ def build(
         warn,
         progress,
         s.index_approximate_above,
+        s.index_follow_links,
     )
 
 
@@ -111,10 +141,19 @@ class Cablebot:
     """The loaded model and index; answers questions in milliseconds once loaded."""
 
     def __init__(
-        self, settings: Settings, warn: Callable[[str], None] = _stderr, reader: Reader | None = None
+        self,
+        settings: Settings,
+        warn: Callable[[str], None] = _stderr,
+        reader: Reader | None = None,
+        build_missing: bool = True,
     ) -> None:
+        """Load the model and the index; with `build_missing`, build a missing index of the configured corpus.
+
+        The CLI builds a missing index only for the default index of the bundled article: an explicit
+        `--index DIR` that holds none is an error naming the command that builds it.
+        """
         from cablebot.embedding import load_embedder
-        from cablebot.index import Index, IndexMissing, chunker_settings
+        from cablebot.index import Index, IndexMissing, IndexOutdated, chunker_settings
         from cablebot.reading import load_reader
         from cablebot.retrieval import Retriever
 
@@ -126,7 +165,15 @@ class Cablebot:
         try:
             index = Index.load(settings.index_dir)
         except IndexMissing:
+            if not build_missing:
+                raise
             warn(f"no index in {settings.index_dir} yet; indexing {', '.join(configured)} (once)…")
+            build(settings, embedder=self.embedder, warn=warn)
+            index = Index.load(settings.index_dir)
+        except IndexOutdated as e:
+            if e.manifest.get("sources") != configured:
+                raise
+            warn(f"{e.args[0].split(';')[0]}; rebuilding it…")
             build(settings, embedder=self.embedder, warn=warn)
             index = Index.load(settings.index_dir)
         rebuild = f"cablebot index --index {settings.index_dir} PATH..."

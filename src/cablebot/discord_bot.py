@@ -303,14 +303,15 @@ def point_at(api_base: str, gateway_url: str) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-def run(settings: Settings) -> int:
-    """Run the bot until SIGINT/SIGTERM; errors Discord will not recover from end it with one line."""
+def run(core: Cablebot) -> int:
+    """Run the bot over `core` (loaded before it connects) until SIGINT/SIGTERM; errors Discord will not
+    recover from end it with one line."""
+    settings = core.settings
     token = read_token(settings)
     discord.utils.setup_logging(level=logging.INFO)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactToken(token))
     point_at(settings.discord_api_base, settings.discord_gateway_url)
-    core = Cablebot(settings)  # the model and index load before the bot connects
 
     async def main() -> None:
         client = CablebotClient(core, settings)

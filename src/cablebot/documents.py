@@ -7,7 +7,9 @@ chrome, boilerplate and broken lines are dealt with, once.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -76,15 +78,46 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "document"
 
 
-def iter_files(paths: Iterable[Path], warn: Callable[[str], None]) -> Iterator[Path]:
-    """Files to index under `paths`, sorted; a missing path is a warning, not an error."""
+def iter_files(paths: Iterable[Path], warn: Callable[[str], None], follow_links: bool = False) -> Iterator[Path]:
+    """Files to index under `paths`, sorted; what is skipped gets a warning naming it.
+
+    Symbolic links inside a folder are not followed unless `follow_links`: an
+    unpacked archive must not make cablebot read (and quote) files outside the
+    folder it was given. FIFOs, devices and sockets are never read.
+    """
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        elif path.is_file():
-            yield path
+            seen: set[str] = set()  # real paths of folders walked: followed links must not loop
+            for root, dirs, names in os.walk(path, followlinks=follow_links):
+                seen.add(os.path.realpath(root))
+                for name in sorted(dirs):
+                    if (Path(root) / name).is_symlink() and not follow_links:
+                        warn(f"skipped {Path(root) / name}: a symbolic link (index with --follow-links to follow)")
+                dirs[:] = sorted(d for d in dirs if os.path.realpath(Path(root) / d) not in seen)
+                for name in sorted(names):
+                    file = Path(root) / name
+                    if file.suffix.lower() in SUFFIXES or file.is_symlink():
+                        yield from _regular(file, warn, follow_links)
+        elif path.exists():
+            yield from _regular(path, warn, follow_links=True)  # a file named on the command line
         else:
             warn(f"skipped {path}: no such file or directory")
+
+
+def _regular(path: Path, warn: Callable[[str], None], follow_links: bool) -> Iterator[Path]:
+    if path.is_symlink() and not follow_links:
+        warn(f"skipped {path}: a symbolic link (index with --follow-links to follow)")
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:  # a dangling link or a loop
+        warn(f"skipped {path}: {e.strerror or e}")
+        return
+    if not stat.S_ISREG(mode):
+        warn(f"skipped {path}: not a regular file")
+        return
+    if path.suffix.lower() in SUFFIXES:
+        yield path
 
 
 def decode(data: bytes, name: str, warn: Callable[[str], None]) -> str | None:
@@ -334,7 +367,10 @@ class Loaded:
 
 
 def load_documents(
-    paths: Iterable[Path], warn: Callable[[str], None], known: dict[str, Known] | None = None
+    paths: Iterable[Path],
+    warn: Callable[[str], None],
+    known: dict[str, Known] | None = None,
+    follow_links: bool = False,
 ) -> Loaded:
     """Every readable document under `paths`, parsing only files that changed since `known`.
 
@@ -349,7 +385,7 @@ def load_documents(
         loaded.skipped += 1
         warn(message)
 
-    for path in iter_files(paths, missing):
+    for path in iter_files(paths, missing, follow_links):
         doc = _reuse(path, known.get(str(path)))
         if doc is not None:
             loaded.reused += 1

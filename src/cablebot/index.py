@@ -44,11 +44,20 @@ FORMAT_VERSION = 2
 APPROXIMATE_ABOVE = 200_000  # chunks; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
 MANIFEST = "manifest.json"
+JOURNAL = "building.json"  # the files a build is writing, named before it writes them
 REBUILD = "cablebot index"
 
 
 class IndexMissing(CablebotError):
     """No index has been built in this directory yet."""
+
+
+class IndexOutdated(CablebotError):
+    """An index in an older format: readable only after a rebuild."""
+
+    def __init__(self, message: str, manifest: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.manifest = manifest
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,12 @@ class Index:
     def read_manifest(directory: Path) -> dict[str, Any]:
         path = directory / MANIFEST
         if not path.is_file():
-            raise IndexMissing(f"no index in {directory}; build it with: {REBUILD}")
+            if directory.is_dir() and any(p.name not in ("README.md", ".gitkeep") for p in directory.iterdir()):
+                raise CablebotError(
+                    f"{directory} is not a usable index: it has no {MANIFEST} but holds other files; "
+                    f"rebuild into a new directory with: {REBUILD} --index NEW_DIR PATH..."
+                )
+            raise IndexMissing(f"no index in {directory}; build it with: {REBUILD} --index {directory} PATH...")
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
@@ -118,9 +132,10 @@ class Index:
         except (OSError, ValueError) as e:
             raise _corrupt(path, e) from e
         if manifest.get("format") != FORMAT_VERSION:
-            raise CablebotError(
+            raise IndexOutdated(
                 f"index in {directory} has format {manifest.get('format')}, this cablebot reads "
-                f"format {FORMAT_VERSION}; rebuild it with: {REBUILD}"
+                f"format {FORMAT_VERSION}; rebuild it with: {REBUILD} --index {directory} PATH...",
+                manifest,
             )
         return manifest
 
@@ -290,8 +305,9 @@ def build_index(
     warn: Callable[[str], None] = print,
     progress: Callable[[int], Callable[[int], None] | None] | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
+    follow_links: bool = False,
 ) -> BuildReport:
-    """Index the files under `paths` into `directory`.
+    """Index the files under `paths` into `directory` (symbolic links in folders followed only if asked).
 
     Unchanged files (by size and mtime, else content hash) are neither parsed
     nor embedded again: their chunks and vectors come from the previous index.
@@ -302,10 +318,11 @@ def build_index(
     import numpy as np
 
     started = time.monotonic()
+    ours = claim(directory)
     directory.mkdir(parents=True, exist_ok=True)
     chunker = chunker_settings(chunk_tokens, chunk_overlap)
     previous = _previous(directory, embedder, chunker)
-    loaded = load_documents(paths, warn, previous.known if previous else None)
+    loaded = load_documents(paths, warn, previous.known if previous else None, follow_links)
     if not loaded.documents:
         raise CablebotError("no documents to index (supported: .txt, .md, .html)")
 
@@ -338,7 +355,9 @@ def build_index(
         matrix[todo] = embedder.embed_documents([texts[i] for i in todo], batch_size, tick)
 
     vectors, kind = vector_index(matrix, approximate_above)
-    generation = int(previous.index.manifest.get("generation", 0)) + 1 if previous else _next_generation(directory)
+    generation = 1 + max(
+        (int(n.split(".")[1]) for n in ours if n.split(".")[1:2] and n.split(".")[1].isdigit()), default=0
+    )
     files = {
         "vectors": f"vectors.{generation}.faiss",
         "sentences": f"sentences.{generation}.npz",
@@ -346,6 +365,9 @@ def build_index(
         "documents": f"documents.{generation}.jsonl",
         "lexical": f"lexical.{generation}",
     }
+    written = _file_names(files)
+    # Name the files before writing them: whatever a crash leaves behind is known to be ours.
+    _write(directory / JOURNAL, json.dumps({"files": written}).encode())
     with open(directory / files["sentences"], "wb") as f:
         np.savez(f, offsets=np.array(offsets, dtype=np.int64), sentences=np.array(sentence_rows, dtype=np.int32))
         f.flush()
@@ -377,7 +399,9 @@ def build_index(
     tmp = directory / f"{MANIFEST}.tmp"
     _write(tmp, json.dumps(manifest, indent=1).encode())
     os.replace(tmp, directory / MANIFEST)
-    _remove_unreferenced(directory, set(files.values()))
+    for name in set(ours) - set(written):  # the previous generation and interrupted builds: ours alone
+        (directory / name).unlink(missing_ok=True)
+    (directory / JOURNAL).unlink(missing_ok=True)
     removed = len(set(previous.index.documents) - {d.id for d in loaded.documents}) if previous else 0
     return BuildReport(
         len(loaded.documents),
@@ -415,12 +439,6 @@ def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE)
     index.train(sample)
     index.add(matrix)
     return index, f"IVF{nlist},SQfp16"
-
-
-def _next_generation(directory: Path) -> int:
-    """One past any generation found in the directory (a damaged index may have left files)."""
-    numbers = [int(p.name.split(".")[1]) for p in directory.glob("*.*.*") if p.name.split(".")[1].isdigit()]
-    return max(numbers, default=0) + 1
 
 
 def _file_entry(doc: Document) -> dict[str, Any]:
@@ -474,14 +492,44 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
     return _Previous(index, known)
 
 
-def _remove_unreferenced(directory: Path, keep: set[str]) -> None:
-    """Delete data files of earlier generations and of interrupted builds."""
-    for path in directory.iterdir():
-        parts = path.name.split(".")
-        stem = ".".join(parts[:2])
-        if (
-            parts[0] in ("vectors", "sentences", "chunks", "documents", "lexical")
-            and path.name not in keep
-            and stem not in keep
-        ):
-            path.unlink(missing_ok=True)
+def _file_names(files: dict[str, str]) -> list[str]:
+    """Every file name of one generation (the lexical entry is the stem of two files)."""
+    return [
+        *(name for key, name in files.items() if key != "lexical"),
+        f"{files['lexical']}.npz",
+        f"{files['lexical']}.vocab.json",
+    ]
+
+
+def _listed(path: Path) -> list[str]:
+    """The data files a manifest or journal names; nothing when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = data.get("files", {})
+        names = _file_names(files) if isinstance(files, dict) else list(files)
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return []
+    return [n for n in names if isinstance(n, str) and "/" not in n and n not in (MANIFEST, JOURNAL)]
+
+
+def claim(directory: Path) -> list[str]:
+    """The files of `directory` cablebot wrote (and may replace); refuse a directory that holds others.
+
+    A directory is ours when it is new, empty (a README or .gitkeep aside), or
+    holds a manifest or build journal of ours. Only the files these name are
+    ever deleted; anything else in the directory is left alone.
+    """
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise CablebotError(f"{directory} is not a directory")
+    manifest, journal = directory / MANIFEST, directory / JOURNAL
+    if not manifest.exists() and not journal.exists():
+        others = sorted(p.name for p in directory.iterdir() if p.name not in ("README.md", ".gitkeep"))
+        if others:
+            raise CablebotError(
+                f"{directory} holds files cablebot did not write (e.g. {others[0]}) and no index; "
+                "choose a new or empty directory for the index"
+            )
+        return []
+    return [*_listed(manifest), *_listed(journal), f"{MANIFEST}.tmp"]

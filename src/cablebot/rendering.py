@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any
+from urllib.parse import urlsplit
 
 from cablebot.answering import Answer
 
@@ -103,6 +105,20 @@ def clip(text: str, limit: int) -> str:
     return (room[:space] if space >= limit // 2 else room).rstrip() + "…"
 
 
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is a plain http(s) address Discord will show as itself, else None.
+
+    Titles and URLs come from the documents: a crafted one must not become a
+    masked link, a `javascript:` URL or markdown in the bot's reply.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"[\s<>()\[\]`*|]", url):
+        return None
+    return url
+
+
 def _escape(text: str) -> str:
     import discord
 
@@ -117,7 +133,9 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
     if answer.abstained:
         embed.description = answer.text
         for h in answer.hits[:3]:
-            name = clip(f"Closest, not an answer: {h.chunk.doc_id} {h.chunk.location}", FIELD_NAME_LIMIT)
+            name = clip(
+                f"Closest, not an answer: {_escape(h.chunk.doc_id)} {_escape(h.chunk.location)}", FIELD_NAME_LIMIT
+            )
             embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
         embed.set_footer(text=FOOTER_ABSTAINED)
     else:
@@ -128,9 +146,12 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
         unsure = f"*{UNSURE}* " if answer.unsure else ""
         embed.description = unsure + clip(body, DESCRIPTION_LIMIT - len(refs) - len(unsure)) + refs
         for c in answer.citations[:FIELDS_LIMIT]:
-            link = f"\n{c.url}" if c.url else ""
+            url = safe_url(c.url)
+            link = f"\n{url}" if url else ""
             value = clip(f"> {_escape(c.quote)}", FIELD_VALUE_LIMIT - len(link)) + link
-            embed.add_field(name=clip(f"[{c.n}] {c.reference}", FIELD_NAME_LIMIT), value=value, inline=False)
+            embed.add_field(
+                name=clip(f"[{c.n}] {_escape(c.reference)}", FIELD_NAME_LIMIT), value=value, inline=False
+            )
         embed.set_footer(text=FOOTER_ANSWERED)
     return _fit(embed)
 
@@ -141,7 +162,8 @@ def sources_embed(answer: Answer):  # -> discord.Embed
 
     embed = discord.Embed(title="Sources", colour=0x718096)
     for h in answer.hits[:FIELDS_LIMIT]:
-        name = clip(f"{h.rank}. {h.chunk.doc_id} {h.chunk.location} (similarity {h.score:.2f})", FIELD_NAME_LIMIT)
+        where = f"{_escape(h.chunk.doc_id)} {_escape(h.chunk.location)}"
+        name = clip(f"{h.rank}. {where} (similarity {h.score:.2f})", FIELD_NAME_LIMIT)
         embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
     return _fit(embed)
 

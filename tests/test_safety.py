@@ -1,0 +1,171 @@
+"""What a newcomer's slip must never cost: wrong documents answered silently, indexed documents or
+their own files lost. Each test reproduces a report of issue 9 or 11 on the real CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from cablebot.cli import _parser
+from cablebot.errors import CablebotError
+from cablebot.index import Index, build_index
+
+QUESTION = "How many Mexican officials guard the southern border?"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ask", "q"],
+        ["chat"],
+        ["eval", "q.jsonl"],
+        ["discord"],
+        ["index", "p"],
+        ["remove", "p"],
+        ["train", "t.jsonl"],
+    ],
+)
+def test_index_and_config_work_before_and_after_the_command(command: list[str]) -> None:
+    parser = _parser()
+    for argv in (
+        ["--index", "I", "--config", "C", *command],
+        [command[0], "--index", "I", "--config", "C", *command[1:]],
+        ["--index", "X", "--config", "Y", command[0], "--index", "I", "--config", "C", *command[1:]],
+    ):
+        args = parser.parse_args(argv)
+        assert (args.index, args.config) == ("I", "C"), argv
+    args = parser.parse_args(command)
+    assert (args.index, args.config) == (None, None)
+
+
+def test_options_before_the_command_reach_it(seed_settings, tmp_path: Path) -> None:
+    out = run_cli("--config", str(tmp_path / "missing.toml"), "ask", QUESTION)
+    assert out.returncode == 1 and "config file not found" in out.stderr
+    out = run_cli("--index", str(seed_settings.index_dir), "ask", "--json", QUESTION)
+    assert out.returncode == 0 and "125" in json.loads(out.stdout)["answer"]
+
+
+def test_an_explicit_index_that_does_not_exist_is_an_error_not_a_new_index(tmp_path: Path) -> None:
+    typo = tmp_path / "nope"
+    out = run_cli("ask", "--index", str(typo), QUESTION)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"no index in {typo}" in out.stderr and f"cablebot index --index {typo}" in out.stderr
+    assert not typo.exists()
+
+
+def test_an_index_without_its_manifest_is_never_overwritten_by_ask(index_copy: Path) -> None:
+    (index_copy / "manifest.json").unlink()
+    before = sorted(p.name for p in index_copy.iterdir())
+    out = run_cli("ask", "--index", str(index_copy), QUESTION)
+    assert out.returncode == 1 and "not a usable index" in out.stderr and "NEW_DIR" in out.stderr
+    assert sorted(p.name for p in index_copy.iterdir()) == before
+
+
+def test_indexing_into_a_folder_of_other_files_is_refused_and_deletes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "documents.2019.txt").write_text("a", encoding="utf-8")
+    (folder / "chunks.notes.md").write_text("b", encoding="utf-8")
+    for command in (["index", "--index", str(folder)], ["ask", "--index", str(folder), QUESTION]):
+        out = run_cli(*command)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["chunks.notes.md", "documents.2019.txt"]
+
+
+def test_a_rebuild_deletes_only_the_files_it_wrote(tmp_path: Path, fake_embedder) -> None:
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Apples grow in orchards.", encoding="utf-8")
+    build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    mine = index / "vectors.notes.txt"  # a user's file that looks like one of ours
+    mine.write_text("keep me", encoding="utf-8")
+    (docs / "a.txt").write_text("Apples are red.", encoding="utf-8")
+    build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    assert mine.read_text(encoding="utf-8") == "keep me"
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["generation"] == 2 and not list(index.glob("*.1.*"))
+    assert not (index / "building.json").exists()
+
+
+def test_an_interrupted_build_leaves_files_the_next_build_knows_are_its_own(tmp_path: Path, fake_embedder) -> None:
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Apples grow in orchards.", encoding="utf-8")
+    build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    (docs / "b.txt").write_text("Bananas grow in the tropics.", encoding="utf-8")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    original, fake_embedder.embed_documents = fake_embedder.embed_documents, crash
+    (index / "building.json").write_text(json.dumps({"files": ["vectors.2.faiss"]}), encoding="utf-8")
+    (index / "vectors.2.faiss").write_bytes(b"half-written")
+    with pytest.raises(KeyboardInterrupt):
+        build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    assert sorted(Index.load(index).documents) == ["a"]  # the previous index is in force
+    fake_embedder.embed_documents = original
+    build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    assert sorted(Index.load(index).documents) == ["a", "b"]
+    assert (
+        not (index / "vectors.2.faiss").exists()
+        or json.loads((index / "manifest.json").read_text(encoding="utf-8"))["files"]["vectors"]
+        == "vectors.2.faiss"
+    )
+
+
+def test_indexing_one_more_file_keeps_the_rest_and_remove_drops_a_source(tmp_path: Path) -> None:
+    folder, extra, index = tmp_path / "reports", tmp_path / "bikes.txt", tmp_path / "my-index"
+    folder.mkdir()
+    (folder / "harbour.txt").write_text("The harbour handles 40 ships a week.", encoding="utf-8")
+    (folder / "mine.txt").write_text("The mine employs 1,200 workers.", encoding="utf-8")
+    extra.write_text("Leiden built 3 bicycle garages.", encoding="utf-8")
+    assert run_cli("index", "--index", str(index), str(folder)).returncode == 0
+    out = run_cli("index", "--index", str(index), str(extra))
+    assert out.returncode == 0 and "indexed 3 documents" in out.stderr and "0 documents removed" in out.stderr
+    (folder / "mine.txt").unlink()
+    out = run_cli("--index", str(index), "index")  # no path: every recorded source again
+    assert "indexed 2 documents" in out.stderr and "1 document removed" in out.stderr
+    out = run_cli("remove", "--index", str(index), str(extra))
+    assert out.returncode == 0 and "indexed 1 document " in out.stderr
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["sources"] == [str(folder.resolve())]
+    out = run_cli("remove", "--index", str(index), str(tmp_path / "never-added"))
+    assert out.returncode == 1 and "is not a source" in out.stderr
+
+
+def test_claim_refuses_a_file_in_place_of_a_directory(tmp_path: Path) -> None:
+    from cablebot.index import claim
+
+    path = tmp_path / "index"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(CablebotError, match="not a directory"):
+        claim(path)
+
+
+def test_links_out_of_the_folder_and_special_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    import os
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash uses the bash shell.", encoding="utf-8")
+    docs = tmp_path / "d"
+    docs.mkdir()
+    (docs / "memo.txt").write_text("The embassy counted 42 trucks at the crossing.", encoding="utf-8")
+    (docs / "passwd.txt").symlink_to(secret)
+    (docs / "loop.txt").symlink_to(docs / "loop.txt")
+    (docs / "outside").symlink_to(tmp_path)
+    os.mkfifo(docs / "pipe.txt")
+    index = tmp_path / "i"
+    out = run_cli("index", "--index", str(index), str(docs))
+    assert out.returncode == 0, out.stderr
+    assert f"skipped {docs / 'passwd.txt'}: a symbolic link" in out.stderr
+    assert f"skipped {docs / 'loop.txt'}: a symbolic link" in out.stderr
+    assert f"skipped {docs / 'outside'}: a symbolic link" in out.stderr
+    assert f"skipped {docs / 'pipe.txt'}: not a regular file" in out.stderr
+    assert "indexed 1 document " in out.stderr
+    chunks = (index / json.loads((index / "manifest.json").read_text())["files"]["chunks"]).read_text()
+    assert "root:x:0" not in chunks
+    out = run_cli("index", "--index", str(index), "--follow-links", str(docs))  # the user asks for it
+    assert out.returncode == 0 and "passwd.txt: a symbolic link" not in out.stderr
+    chunks = (index / json.loads((index / "manifest.json").read_text())["files"]["chunks"]).read_text()
+    assert "root:x:0" in chunks
