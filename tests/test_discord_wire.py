@@ -143,7 +143,7 @@ async def test_unanswerable_question_says_so_in_the_footer(wire) -> None:
 async def test_ask_options_filter_the_documents(wire) -> None:
     fake, _ = wire
     _, followup, _ = await _ask(fake, DESIGN_QUESTION, doc="no-such-document")
-    assert "do not answer" in followup.body["embeds"][0]["description"]
+    assert followup.body["embeds"][0]["description"] == "No documents match --doc no-such-document."
     _, followup, _ = await _ask(fake, DESIGN_QUESTION, doc="wikileaks-xix-guatemalan-concerns")
     assert "**125**" in followup.body["embeds"][0]["description"]
 

@@ -169,3 +169,137 @@ def test_links_out_of_the_folder_and_special_files_are_skipped_with_a_warning(tm
     assert out.returncode == 0 and "passwd.txt: a symbolic link" not in out.stderr
     chunks = (index / json.loads((index / "manifest.json").read_text())["files"]["chunks"]).read_text()
     assert "root:x:0" in chunks
+
+
+def test_a_filter_that_matches_nothing_says_so(seed_settings) -> None:
+    out = run_cli("ask", "--json", "--index", str(seed_settings.index_dir), "--origin", "Narnia", QUESTION)
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (
+        row["filter_matched"] == 0 and row["abstained"] and row["answer"] == "No documents match --origin Narnia."
+    )
+    out = run_cli("ask", "--index", str(seed_settings.index_dir), "--origin", "Narnia", QUESTION)
+    assert out.stdout.startswith("No documents match --origin Narnia.")
+    out = run_cli(
+        "ask",
+        "--json",
+        "--index",
+        str(seed_settings.index_dir),
+        "--doc",
+        "wikileaks-xix-guatemalan-concerns",
+        QUESTION,
+    )
+    assert json.loads(out.stdout)["filter_matched"] == 1
+
+
+def test_every_batch_line_gets_one_answer_line_whatever_its_bytes(seed_settings) -> None:
+    import subprocess
+    import sys
+
+    normal = [f"How many officials guard the border? ({i})".encode() for i in range(996)]
+    bad = [
+        b"What \xff\xfe is this?",
+        b"How many\x00 officials?",
+        "\ufeffHow long is the border?".encode(),
+        b"Who?\r",
+    ]
+    lines = normal[:500] + bad + normal[500:]
+    out = subprocess.run(
+        [sys.executable, "-m", "cablebot.cli", "ask", "--json", "--index", str(seed_settings.index_dir)],
+        input=b"\n".join(lines) + b"\n",
+        capture_output=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    assert len(rows) == 1000
+    assert rows[500]["question"] == "What \ufffd\ufffd is this?" and rows[501]["question"] == "How many officials?"
+    assert rows[502]["question"] == "How long is the border?" and rows[503]["question"] == "Who?"
+    assert rows[-1]["question"] == "How many officials guard the border? (995)"
+    assert all("answer" in r or "error" in r for r in rows)
+
+
+def test_progress_without_a_terminal_is_a_line_every_few_seconds(monkeypatch, capsys) -> None:
+    from cablebot import cli
+
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: False, raising=False)
+    tick = cli._progress(100, every=0.0)
+    assert tick is not None
+    tick(40)
+    tick(60)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("cablebot: embedding: 40/100 sentences,") and "s left" in err[0]
+    assert err[-1].startswith("cablebot: embedding: 100/100 sentences")
+
+
+def test_two_index_runs_at_once_take_turns(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"n{i}.txt").write_text(f"Note {i}: the harbour handled {40 + i} ships.", encoding="utf-8")
+    command = [sys.executable, "-m", "cablebot.cli", "index", "--index", str(index), str(docs)]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert sorted(Index.load(index).documents) == ["n0", "n1", "n2"]
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    data = {p.name for p in index.iterdir()} - {"manifest.json", "index.lock"}
+    assert data == {
+        n for n in manifest["files"].values() if n.startswith(("vectors", "sentences", "chunks", "documents"))
+    } | {
+        f"{manifest['files']['lexical']}.npz",
+        f"{manifest['files']['lexical']}.vocab.json",
+    }
+
+
+def test_loads_during_rebuilds_never_fail(tmp_path: Path, fake_embedder) -> None:
+    import threading
+
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Apples grow in orchards.", encoding="utf-8")
+    build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    done = threading.Event()
+
+    def rebuild() -> None:
+        for i in range(40):
+            (docs / "a.txt").write_text(f"Apples grow in orchard number {i}.", encoding="utf-8")
+            build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+        done.set()
+
+    writer = threading.Thread(target=rebuild)
+    writer.start()
+    loads = failures = 0
+    while loads < 1000 or not done.is_set():
+        try:
+            Index.load(index)
+        except CablebotError:
+            failures += 1
+        loads += 1
+    writer.join()
+    assert failures == 0 and loads >= 1000
+
+
+def test_a_second_writer_waits_for_the_first(tmp_path: Path, fake_embedder) -> None:
+    import threading
+
+    from cablebot.index import _writer_lock
+
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Apples grow in orchards.", encoding="utf-8")
+    index.mkdir()
+    said: list[str] = []
+    with _writer_lock(index, said.append):
+        second = threading.Thread(
+            target=build_index, args=([docs], fake_embedder, index, 100, 30, 64, said.append)
+        )
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive() and not (index / "manifest.json").exists()  # waiting, not writing
+    second.join(timeout=30)
+    assert any("waiting for it to finish" in m for m in said)
+    assert sorted(Index.load(index).documents) == ["a"]

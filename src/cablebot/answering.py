@@ -60,6 +60,7 @@ class Answer:
     emphasis: tuple[int, int] | None = None  # span of `text` the question asks for
     confidence: float = 0.0  # the probability that the answer is right (calibrated on held-out questions)
     unsure: bool = False  # answered, but with a confidence low enough to say so
+    filter_matched: int | None = None  # documents the question's filters allowed (None: no filter)
 
     @property
     def markdown(self) -> str:

@@ -133,20 +133,38 @@ def _filter(args: argparse.Namespace):
     return Filter(args.origin, args.since, args.until, args.classification, args.doc)
 
 
-def _progress(total: int) -> Callable[[int], None] | None:
-    """A progress bar (count, rate, ETA) on a terminal; silence otherwise."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+def _progress(total: int, every: float = 10.0) -> Callable[[int], None] | None:
+    """A progress bar (count, rate, ETA) on a terminal; without one (a service, CI, `2>log`), a line every
+    `every` seconds."""
+    import shutil
+    import time
 
-    bar = tqdm(total=total, unit="sentence", desc="embedding", file=sys.stderr, leave=True)
+    if sys.stderr.isatty():
+        from tqdm import tqdm
 
-    def tick(n: int) -> None:
-        bar.update(n)
-        if bar.n >= total:
-            bar.close()
+        width = shutil.get_terminal_size((80, 24)).columns or 80  # `script` may report a width of 0
+        bar = tqdm(total=total, unit="sentence", desc="embedding", file=sys.stderr, leave=True, ncols=width)
 
-    return tick
+        def tick(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return tick
+    started = last = time.monotonic()
+    done = 0
+
+    def line(n: int) -> None:
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        if now - last >= every or done >= total:
+            last = now
+            rate = done / max(now - started, 1e-9)
+            eta = (total - done) / rate if rate else 0.0
+            _warn(f"embedding: {done}/{total} sentences, {rate:.0f}/s, {eta:.0f} s left")
+
+    return line
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -194,6 +212,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             row = to_json(bot.ask(question, conversation, where))
         except CablebotError as e:
             row = {"question": question, "error": str(e)}
+        except Exception as e:  # one bad line never ends the batch: every line gets its answer line
+            row = {"question": question, "error": f"{type(e).__name__}: {e}"}
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0

@@ -214,6 +214,9 @@ class Cablebot:
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
         """Answer `question` verbatim from the documents `where` allows, or abstain."""
         question = check_question(question)
+        matched = self.retriever.matching_documents(where) if where else None
+        if matched == 0:  # not an abstention: the filters left nothing to answer from
+            return Answer(question, f"No documents match {where}.", True, (), (), filter_matched=0)
         context, previous = conversation.context_for(question) if conversation else ("", None)
         s = self.settings
         answer = choose_answer(
@@ -227,7 +230,7 @@ class Cablebot:
             context,
             previous,
         )
-        answer = dataclasses.replace(answer, hits=answer.hits[: max(s.answer_k, 5)])
+        answer = dataclasses.replace(answer, hits=answer.hits[: max(s.answer_k, 5)], filter_matched=matched)
         if conversation is not None:
             conversation.add(answer)
         return answer

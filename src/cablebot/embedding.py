@@ -135,7 +135,7 @@ class TorchEmbedder(Embedder):
         enc = self.model.tokenizer(["an example sentence"], return_tensors="pt")
         names = ["input_ids", "attention_mask", "token_type_ids"]
         axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"token_embeddings": {0: "batch", 1: "tokens"}}
-        tmp = out.with_suffix(".tmp")
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")  # per process: another may be exporting too
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on tracing are not for users
             torch.onnx.export(
@@ -269,18 +269,27 @@ class OnnxEmbedder(Embedder):
 
 
 def _quantized(onnx_file: Path) -> Path:
-    """The int8 version of an ONNX export, made once next to it."""
+    """The int8 version of an ONNX export, made once next to it.
+
+    The quantizer writes scratch files beside its input, so it works on a
+    private copy: two processes starting at once must not clobber each other.
+    """
     out = onnx_file.with_name(onnx_file.stem + "-int8.onnx")
     if not out.is_file():
+        import shutil
+        import tempfile
+
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp = out.with_suffix(".tmp")
-        logging.disable(logging.WARNING)  # its advice on pre-processing is not for users
-        try:
-            quantize_dynamic(str(onnx_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-        finally:
-            logging.disable(logging.NOTSET)
-        os.replace(tmp, out)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quantizing-") as scratch:
+            source, tmp = Path(scratch) / "model.onnx", Path(scratch) / "model-int8.onnx"
+            shutil.copyfile(onnx_file, source)
+            logging.disable(logging.WARNING)  # its advice on pre-processing is not for users
+            try:
+                quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
+            os.replace(tmp, out)
     return out
 
 

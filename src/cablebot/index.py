@@ -21,10 +21,11 @@ before that leaves the previous generation in force.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +46,7 @@ APPROXIMATE_ABOVE = 200_000  # chunks; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
 MANIFEST = "manifest.json"
 JOURNAL = "building.json"  # the files a build is writing, named before it writes them
+LOCK = "index.lock"  # held by the one build writing into the directory
 REBUILD = "cablebot index"
 
 
@@ -119,7 +121,9 @@ class Index:
     def read_manifest(directory: Path) -> dict[str, Any]:
         path = directory / MANIFEST
         if not path.is_file():
-            if directory.is_dir() and any(p.name not in ("README.md", ".gitkeep") for p in directory.iterdir()):
+            if directory.is_dir() and any(
+                p.name not in ("README.md", ".gitkeep", LOCK) for p in directory.iterdir()
+            ):
                 raise CablebotError(
                     f"{directory} is not a usable index: it has no {MANIFEST} but holds other files; "
                     f"rebuild into a new directory with: {REBUILD} --index NEW_DIR PATH..."
@@ -141,10 +145,22 @@ class Index:
 
     @classmethod
     def load(cls, directory: Path) -> Index:
+        """The index in `directory`. A rebuild may swap generations while this reads: when a file of
+        the manifest just read has vanished, the new manifest is read once more."""
+        first = cls.read_manifest(directory)
+        try:
+            return cls._load(directory, first)
+        except CablebotError:
+            again = cls.read_manifest(directory)
+            if again.get("generation") == first.get("generation"):
+                raise
+            return cls._load(directory, again)
+
+    @classmethod
+    def _load(cls, directory: Path, manifest: dict[str, Any]) -> Index:
         import faiss
         import numpy as np
 
-        manifest = cls.read_manifest(directory)
         faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
         files = manifest.get("files", {})
         try:
@@ -314,12 +330,53 @@ def build_index(
     `progress(total)` may return a callback told how many chunks each
     embedding batch finished.
     """
+    started = time.monotonic()
+    claim(directory)  # before creating anything in it
+    directory.mkdir(parents=True, exist_ok=True)
+    with _writer_lock(directory, warn):
+        return _build(
+            paths, embedder, directory, chunk_tokens, chunk_overlap, batch_size, warn, progress,
+            approximate_above, follow_links, started,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _writer_lock(directory: Path, warn: Callable[[str], None]) -> Iterator[None]:
+    """One `cablebot index` at a time per directory: a second one waits, saying so, then builds on the first's."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(directory / LOCK, "a+b") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            warn(f"another cablebot is indexing into {directory}; waiting for it to finish…")
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _build(
+    paths: Sequence[Path],
+    embedder: Embedder,
+    directory: Path,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    batch_size: int,
+    warn: Callable[[str], None],
+    progress: Callable[[int], Callable[[int], None] | None] | None,
+    approximate_above: int,
+    follow_links: bool,
+    started: float,
+) -> BuildReport:
     import faiss
     import numpy as np
 
-    started = time.monotonic()
     ours = claim(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     chunker = chunker_settings(chunk_tokens, chunk_overlap)
     previous = _previous(directory, embedder, chunker)
     loaded = load_documents(paths, warn, previous.known if previous else None, follow_links)
@@ -525,7 +582,7 @@ def claim(directory: Path) -> list[str]:
         raise CablebotError(f"{directory} is not a directory")
     manifest, journal = directory / MANIFEST, directory / JOURNAL
     if not manifest.exists() and not journal.exists():
-        others = sorted(p.name for p in directory.iterdir() if p.name not in ("README.md", ".gitkeep"))
+        others = sorted(p.name for p in directory.iterdir() if p.name not in ("README.md", ".gitkeep", LOCK))
         if others:
             raise CablebotError(
                 f"{directory} holds files cablebot did not write (e.g. {others[0]}) and no index; "

@@ -19,6 +19,7 @@ def to_json(answer: Answer) -> dict[str, Any]:
         "abstained": answer.abstained,
         "confidence": round(answer.confidence, 4),
         "unsure": answer.unsure,
+        **({"filter_matched": answer.filter_matched} if answer.filter_matched is not None else {}),
         "citations": [
             {
                 "n": c.n,
@@ -45,8 +46,11 @@ def to_json(answer: Answer) -> dict[str, Any]:
 
 
 def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
-    """A short answer, then its numbered sources; an abstention shows the closest passages."""
-    bold, plain = ("\033[1m", "\033[0m") if color else ("**", "**")
+    """A short answer, then its numbered sources; an abstention shows the closest passages.
+
+    The key span is bold on a terminal (`color`); plain text has no markup (`answer_markdown` has it).
+    """
+    bold, plain = ("\033[1m", "\033[0m") if color else ("", "")
     width = 88
     lines: list[str] = []
     if answer.abstained:

@@ -31,6 +31,12 @@ class Filter:
     def __bool__(self) -> bool:
         return any((self.origin, self.since, self.until, self.classification, self.doc))
 
+    def __str__(self) -> str:
+        """As the options that set it: `--origin Narnia --since 2009`."""
+        fields = (("origin", self.origin), ("since", self.since), ("until", self.until))
+        fields += (("classification", self.classification), ("doc", self.doc))
+        return " ".join(f"--{name} {value}" for name, value in fields if value)
+
     def matches(self, doc: Document) -> bool:
         meta = doc.metadata
         if self.doc and doc.id.casefold() != self.doc.casefold():
@@ -84,6 +90,10 @@ class Retriever:
             if match in self.index.documents:
                 return match
         return None
+
+    def matching_documents(self, where: Filter) -> int:
+        """How many indexed documents the filter allows."""
+        return sum(where.matches(doc) for doc in self.index.documents.values())
 
     def _allowed_rows(self, where: Filter) -> np.ndarray:
         import numpy as np
