@@ -35,7 +35,13 @@ def test_chunks_are_sentence_aligned_sized_overlapping_and_located() -> None:
     assert all(s in covered for s in sentences)
 
 
-def test_a_sentence_longer_than_the_limit_is_kept_whole() -> None:
-    long = "word " * 300 + "end."
-    (chunk,) = chunk_document(Document(id="d", title="D", paragraphs=(long.strip(),)), 50, 10)
-    assert chunk.text == long.strip()
+def test_every_chunk_respects_the_token_limit_whatever_the_punctuation() -> None:
+    words = " ".join(f"word{i}" for i in range(3000))  # no sentence punctuation at all
+    giant = "x" * 5000  # one word far over the limit
+    doc = Document("d", "D", paragraphs=(words, giant, "A short sentence. Another one."))
+    chunks = list(chunk_document(doc, 100, 30))
+    assert all(count_tokens(c.text) <= 100 for c in chunks)
+    text = doc.text
+    assert all(text[c.start : c.end] == c.text for c in chunks)  # still verbatim spans of the document
+    assert "".join(c.text for c in chunks if c.paragraph == 2) == giant  # cut, not lost
+    assert [c.text for c in chunks if c.paragraph == 3] == ["A short sentence. Another one."]

@@ -374,3 +374,19 @@ async def test_reply_to_an_answer_is_a_follow_up_and_dms_are_answered(wire) -> N
     follow = await _bot_post(fake, dm, mark)
     assert "**577**" in follow.body["embeds"][0]["description"]
     assert follow.body["message_reference"]["message_id"] is not None
+
+
+@pytest.mark.parametrize("api_base", ["http://127.0.0.1:9/api/v10", "http://discord.invalid/api/v10"])
+def test_no_network_at_start_up_is_one_line(seed_settings, api_base: str) -> None:
+    from conftest import run_cli
+
+    env = {
+        "DISCORD_TOKEN": "x",
+        "CABLEBOT_DISCORD_API_BASE": api_base,
+        "CABLEBOT_INDEX_DIR": str(seed_settings.index_dir),
+    }
+    out = run_cli("discord", env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("cablebot: error: cannot reach Discord at " + api_base) and "check the network" in last
+    assert "AVX512" not in out.stderr

@@ -303,3 +303,57 @@ def test_a_second_writer_waits_for_the_first(tmp_path: Path, fake_embedder) -> N
     second.join(timeout=30)
     assert any("waiting for it to finish" in m for m in said)
     assert sorted(Index.load(index).documents) == ["a"]
+
+
+def test_oversized_and_binary_looking_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "memo.txt").write_text("The embassy counted 42 trucks.", encoding="utf-8")
+    (docs / "big.txt").write_text("word " * 300_000, encoding="utf-8")  # 1.5 MB
+    (docs / "blob.txt").write_bytes(bytes(range(1, 32)) * 200)  # control bytes, no NUL
+    out = run_cli("index", "--index", str(tmp_path / "i"), str(docs), env={"CABLEBOT_INDEX_MAX_FILE_MB": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "big.txt: 1.5 MB, over the 1 MB limit" in out.stderr
+    assert "blob.txt: binary file" in out.stderr and "indexed 1 document " in out.stderr
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_while_embedding_stops_within_two_seconds_and_keeps_the_index(
+    tmp_path: Path, signum: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import tarfile
+    import time
+
+    tarball = Path(__file__).resolve().parents[2] / "shared/corpus/cablegate/cablegate-1295-html.tar.gz"
+    if not tarball.is_file():
+        pytest.skip(f"the Cablegate tarball is not at {tarball}")
+    cables, index = tmp_path / "cables", tmp_path / "index"
+    cables.mkdir()
+    with tarfile.open(tarball) as tar:
+        for n, member in enumerate(m for m in tar if m.name.endswith(".html")):
+            if n == 300:
+                break
+            (cables / Path(member.name).name).write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "memo.txt").write_text("The embassy counted 42 trucks.", encoding="utf-8")
+    assert run_cli("index", "--index", str(index), str(first)).returncode == 0
+    before = {p.name: p.read_bytes() for p in index.iterdir()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cablebot.cli", "index", "--index", str(index), str(cables)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # the model loads, 300 cables are parsed, embedding their ~15,000 sentences begins
+    assert proc.poll() is None, "indexing ended before the signal"
+    sent = time.monotonic()
+    proc.send_signal(getattr(signal, signum))
+    _, err = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert elapsed < 2.0, f"took {elapsed:.1f} s to stop"
+    assert {p.name: p.read_bytes() for p in index.iterdir()} == before  # exactly as it was
+    assert sorted(Index.load(index).documents) == ["memo"]

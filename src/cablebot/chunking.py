@@ -16,7 +16,7 @@ from cablebot.documents import Document
 
 # Bump when parsing or chunking makes different chunks from the same files and settings;
 # the manifest records it, and an index made by another version is rebuilt.
-CHUNKER_VERSION = 4
+CHUNKER_VERSION = 5
 
 _ABBREVIATIONS = {
     "mr",
@@ -138,7 +138,7 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> Iterator[Chu
     tokens of whole sentences from the previous chunk of the same paragraph."""
     offset = 0
     for number, paragraph in enumerate(doc.paragraphs, 1):
-        spans = sentence_spans(paragraph)
+        spans = [p for a, b in sentence_spans(paragraph) for p in _pieces(paragraph, a, b, max_tokens)]
         tokens = [count_tokens(paragraph[a:b]) for a, b in spans]
         i = 0
         while i < len(spans):
@@ -157,3 +157,33 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> Iterator[Chu
                 kept += tokens[back]
             i = back
         offset += len(paragraph) + 2
+
+
+def _pieces(text: str, start: int, end: int, max_tokens: int) -> Iterator[tuple[int, int]]:
+    """The sentence text[start:end] in spans of at most `max_tokens` tokens.
+
+    A sentence within the limit is one span. Text without sentence punctuation
+    (a table, a log, a file of one long line) is cut between words, and a word
+    longer than the limit every `max_tokens` characters (a token is at least a
+    character): no chunk is ever larger than the limit.
+    """
+    if count_tokens(text[start:end]) <= max_tokens:
+        yield start, end
+        return
+    piece_start: int | None = None
+    size = last_end = 0
+    for m in re.finditer(r"\S+", text[start:end]):
+        a, b = start + m.start(), start + m.end()
+        for cut in range(a, b, max_tokens):  # one span per word, or per part of an overlong word
+            part_end = min(b, cut + max_tokens)
+            n = count_tokens(text[cut:part_end]) + (piece_start is not None)  # the space before it
+            if piece_start is not None and size + n > max_tokens:
+                yield piece_start, last_end
+                piece_start, size = None, 0
+                n -= 1
+            if piece_start is None:
+                piece_start = cut
+            size += n
+            last_end = part_end
+    if piece_start is not None:
+        yield piece_start, last_end

@@ -167,8 +167,24 @@ def _progress(total: int, every: float = 10.0) -> Callable[[int], None] | None:
     return line
 
 
+def _interruptible() -> None:
+    """SIGTERM stops indexing like Ctrl-C; after either, a second one exits at once."""
+    import os
+    import signal
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(130))
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    signal.signal(signal.SIGTERM, first)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from cablebot.core import build
+
+    _interruptible()
 
     settings = _settings(args)
     if getattr(args, "follow_links", False):

@@ -20,6 +20,7 @@ class Settings:
     index_dir: Path = Path("index")
     index_approximate_above: int = 200_000
     index_follow_links: bool = False
+    index_max_file_mb: float = 10.0
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_backend: str = "onnx"
     embedding_quantize: bool = True

@@ -134,6 +134,7 @@ def build(
         progress,
         s.index_approximate_above,
         s.index_follow_links,
+        int(s.index_max_file_mb * 1_000_000),
     )
 
 

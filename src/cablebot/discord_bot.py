@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -309,6 +310,7 @@ def run(core: Cablebot) -> int:
     settings = core.settings
     token = read_token(settings)
     discord.utils.setup_logging(level=logging.INFO)
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its CPU-feature notices are not for users
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactToken(token))
     point_at(settings.discord_api_base, settings.discord_gateway_url)
@@ -334,4 +336,12 @@ def run(core: Cablebot) -> int:
         raise CablebotError(CLOSE_CODES.get(e.code, f"Discord closed the connection (code {e.code}).")) from e
     except discord.GatewayNotFound as e:
         raise CablebotError("cannot reach Discord's gateway; check the network") from e
+    except discord.HTTPException as e:
+        raise CablebotError(f"Discord answered {e.status} at start-up ({e.text or e}); try again later") from e
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        where = settings.discord_api_base or "discord.com"
+        raise CablebotError(
+            f"cannot reach Discord at {where} ({type(e).__name__}: {e}); check the network, DNS, proxy or "
+            "firewall, and the system clock and certificates if TLS failed"
+        ) from e
     return 0

@@ -19,6 +19,7 @@ from typing import ClassVar
 from cablebot.cables import looks_like_cable, parse_cable
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+MAX_BYTES = 10_000_000  # files larger than this are skipped ([index] max_file_mb)
 
 # Paragraphs that are site furniture, never content (matched on short paragraphs only).
 _BOILERPLATE = re.compile(
@@ -78,12 +79,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "document"
 
 
-def iter_files(paths: Iterable[Path], warn: Callable[[str], None], follow_links: bool = False) -> Iterator[Path]:
+def iter_files(
+    paths: Iterable[Path], warn: Callable[[str], None], follow_links: bool = False, max_bytes: int = MAX_BYTES
+) -> Iterator[Path]:
     """Files to index under `paths`, sorted; what is skipped gets a warning naming it.
 
     Symbolic links inside a folder are not followed unless `follow_links`: an
     unpacked archive must not make cablebot read (and quote) files outside the
-    folder it was given. FIFOs, devices and sockets are never read.
+    folder it was given. FIFOs, devices and sockets are never read, nor files
+    over `max_bytes` (a 50 MB log would take half an hour and gigabytes).
     """
     for path in paths:
         if path.is_dir():
@@ -97,14 +101,14 @@ def iter_files(paths: Iterable[Path], warn: Callable[[str], None], follow_links:
                 for name in sorted(names):
                     file = Path(root) / name
                     if file.suffix.lower() in SUFFIXES or file.is_symlink():
-                        yield from _regular(file, warn, follow_links)
+                        yield from _regular(file, warn, follow_links, max_bytes)
         elif path.exists():
-            yield from _regular(path, warn, follow_links=True)  # a file named on the command line
+            yield from _regular(path, warn, True, max_bytes)  # a file named on the command line
         else:
             warn(f"skipped {path}: no such file or directory")
 
 
-def _regular(path: Path, warn: Callable[[str], None], follow_links: bool) -> Iterator[Path]:
+def _regular(path: Path, warn: Callable[[str], None], follow_links: bool, max_bytes: int) -> Iterator[Path]:
     if path.is_symlink() and not follow_links:
         warn(f"skipped {path}: a symbolic link (index with --follow-links to follow)")
         return
@@ -116,13 +120,19 @@ def _regular(path: Path, warn: Callable[[str], None], follow_links: bool) -> Ite
     if not stat.S_ISREG(mode):
         warn(f"skipped {path}: not a regular file")
         return
+    size = path.stat().st_size
+    if size > max_bytes:
+        warn(f"skipped {path}: {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit ([index] max_file_mb)")
+        return
     if path.suffix.lower() in SUFFIXES:
         yield path
 
 
 def decode(data: bytes, name: str, warn: Callable[[str], None]) -> str | None:
     """UTF-8 text of a file, or None (with a warning) for binary files."""
-    if b"\x00" in data[:8192]:
+    sample = data[:8192]
+    controls = sum((b < 32 and b not in (9, 10, 12, 13)) or b == 127 for b in sample)
+    if b"\x00" in sample or controls > 0.05 * len(sample):  # text has hardly any control bytes
         warn(f"skipped {name}: binary file")
         return None
     try:
@@ -371,6 +381,7 @@ def load_documents(
     warn: Callable[[str], None],
     known: dict[str, Known] | None = None,
     follow_links: bool = False,
+    max_bytes: int = MAX_BYTES,
 ) -> Loaded:
     """Every readable document under `paths`, parsing only files that changed since `known`.
 
@@ -385,7 +396,7 @@ def load_documents(
         loaded.skipped += 1
         warn(message)
 
-    for path in iter_files(paths, missing, follow_links):
+    for path in iter_files(paths, missing, follow_links, max_bytes):
         doc = _reuse(path, known.get(str(path)))
         if doc is not None:
             loaded.reused += 1

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -256,15 +257,26 @@ class OnnxEmbedder(Embedder):
         batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
 
+        stop = threading.Event()  # set on Ctrl-C or an error: workers finish their batch and return
+
         def run(n: int) -> None:
             session = self._workers[n % cores]  # type: ignore[index]
             for batch in batches[n::cores]:
+                if stop.is_set():
+                    return
                 out[batch] = self._encode([texts[i] for i in batch], session)
                 if progress:
                     progress(len(batch))
 
-        with ThreadPoolExecutor(cores) as pool:
-            list(pool.map(run, range(cores)))
+        pool = ThreadPoolExecutor(cores)
+        try:
+            for future in [pool.submit(run, n) for n in range(cores)]:
+                future.result()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # at most one batch per worker still running
         return out
 
 

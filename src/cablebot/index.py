@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document, sentence_spans
-from cablebot.documents import Document, Known, load_documents
+from cablebot.documents import MAX_BYTES, Document, Known, load_documents
 from cablebot.errors import CablebotError
 from cablebot.lexical import STEMMER, Lexical, terms
 
@@ -322,6 +322,7 @@ def build_index(
     progress: Callable[[int], Callable[[int], None] | None] | None = None,
     approximate_above: int = APPROXIMATE_ABOVE,
     follow_links: bool = False,
+    max_bytes: int = MAX_BYTES,
 ) -> BuildReport:
     """Index the files under `paths` into `directory` (symbolic links in folders followed only if asked).
 
@@ -336,7 +337,7 @@ def build_index(
     with _writer_lock(directory, warn):
         return _build(
             paths, embedder, directory, chunk_tokens, chunk_overlap, batch_size, warn, progress,
-            approximate_above, follow_links, started,
+            approximate_above, follow_links, max_bytes, started,
         )  # fmt: skip
 
 
@@ -371,6 +372,7 @@ def _build(
     progress: Callable[[int], Callable[[int], None] | None] | None,
     approximate_above: int,
     follow_links: bool,
+    max_bytes: int,
     started: float,
 ) -> BuildReport:
     import faiss
@@ -379,7 +381,7 @@ def _build(
     ours = claim(directory)
     chunker = chunker_settings(chunk_tokens, chunk_overlap)
     previous = _previous(directory, embedder, chunker)
-    loaded = load_documents(paths, warn, previous.known if previous else None, follow_links)
+    loaded = load_documents(paths, warn, previous.known if previous else None, follow_links, max_bytes)
     if not loaded.documents:
         raise CablebotError("no documents to index (supported: .txt, .md, .html)")
 
@@ -425,36 +427,43 @@ def _build(
     written = _file_names(files)
     # Name the files before writing them: whatever a crash leaves behind is known to be ours.
     _write(directory / JOURNAL, json.dumps({"files": written}).encode())
-    with open(directory / files["sentences"], "wb") as f:
-        np.savez(f, offsets=np.array(offsets, dtype=np.int64), sentences=np.array(sentence_rows, dtype=np.int32))
-        f.flush()
-        os.fsync(f.fileno())
-    _write(directory / files["vectors"], faiss.serialize_index(vectors).tobytes())
-    Lexical.build([terms(c.text) for c in chunks]).save(directory, files["lexical"])
-    _write(directory / files["chunks"], "".join(json.dumps(asdict(c)) + "\n" for c in chunks).encode())
-    _write(
-        directory / files["documents"],
-        "".join(
-            json.dumps(asdict(d) | {"paragraphs": [], "labels": []}) + "\n" for d in loaded.documents
-        ).encode(),
-    )
-    manifest = {
-        "format": FORMAT_VERSION,
-        "generation": generation,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": embedder.name,
-        "dimension": embedder.dim,
-        "chunker": chunker,
-        "faiss": kind,
-        "nprobe": NPROBE,
-        "files": files,
-        "chunks": len(chunks),
-        "sentences": len(texts),
-        "sources": [str(p) for p in paths],
-        "documents": {d.id: _file_entry(d) for d in loaded.documents},
-    }
-    tmp = directory / f"{MANIFEST}.tmp"
-    _write(tmp, json.dumps(manifest, indent=1).encode())
+    try:
+        with open(directory / files["sentences"], "wb") as f:
+            np.savez(
+                f, offsets=np.array(offsets, dtype=np.int64), sentences=np.array(sentence_rows, dtype=np.int32)
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        _write(directory / files["vectors"], faiss.serialize_index(vectors).tobytes())
+        Lexical.build([terms(c.text) for c in chunks]).save(directory, files["lexical"])
+        _write(directory / files["chunks"], "".join(json.dumps(asdict(c)) + "\n" for c in chunks).encode())
+        _write(
+            directory / files["documents"],
+            "".join(
+                json.dumps(asdict(d) | {"paragraphs": [], "labels": []}) + "\n" for d in loaded.documents
+            ).encode(),
+        )
+        manifest = {
+            "format": FORMAT_VERSION,
+            "generation": generation,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": embedder.name,
+            "dimension": embedder.dim,
+            "chunker": chunker,
+            "faiss": kind,
+            "nprobe": NPROBE,
+            "files": files,
+            "chunks": len(chunks),
+            "sentences": len(texts),
+            "sources": [str(p) for p in paths],
+            "documents": {d.id: _file_entry(d) for d in loaded.documents},
+        }
+        tmp = directory / f"{MANIFEST}.tmp"
+        _write(tmp, json.dumps(manifest, indent=1).encode())
+    except BaseException:  # Ctrl-C or a failure while writing: the previous generation stays, whole
+        for name in (*written, f"{MANIFEST}.tmp", JOURNAL):
+            (directory / name).unlink(missing_ok=True)
+        raise
     os.replace(tmp, directory / MANIFEST)
     for name in set(ours) - set(written):  # the previous generation and interrupted builds: ours alone
         (directory / name).unlink(missing_ok=True)
