@@ -357,3 +357,29 @@ def test_an_interrupt_while_embedding_stops_within_two_seconds_and_keeps_the_ind
     assert elapsed < 2.0, f"took {elapsed:.1f} s to stop"
     assert {p.name: p.read_bytes() for p in index.iterdir()} == before  # exactly as it was
     assert sorted(Index.load(index).documents) == ["memo"]
+
+
+@pytest.mark.parametrize("damaged", ["lexical.npz", "lexical.vocab.json", "sentences", "vectors", "documents"])
+def test_every_damaged_index_file_is_one_line_naming_it(index_copy: Path, damaged: str) -> None:
+    files = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))["files"]
+    name = {
+        "lexical.npz": f"{files['lexical']}.npz",
+        "lexical.vocab.json": f"{files['lexical']}.vocab.json",
+    }.get(damaged, files.get(damaged))
+    path = index_copy / name
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(data[: len(data) // 2]))  # truncated mid-file
+    out = run_cli("ask", "--index", str(index_copy), QUESTION)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and name in out.stderr and "cablebot index" in out.stderr
+
+
+def test_a_flipped_byte_in_the_vectors_is_caught_before_answering(index_copy: Path) -> None:
+    files = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))["files"]
+    path = index_copy / files["vectors"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte different
+    path.write_bytes(bytes(data))
+    out = run_cli("ask", "--index", str(index_copy), QUESTION)
+    assert out.returncode == 1 and out.stdout == "" and "Traceback" not in out.stderr
+    assert files["vectors"] in out.stderr and "checksum mismatch" in out.stderr and "cablebot index" in out.stderr

@@ -66,6 +66,15 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+class DamagedFile(Exception):
+    """A file of the lexical index that cannot be read."""
+
+    def __init__(self, path: Path, cause: object) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
 class Lexical:
     def __init__(
         self, vocab: dict[str, int], indptr: np.ndarray, rows: np.ndarray, weights: np.ndarray, n_rows: int
@@ -110,9 +119,19 @@ class Lexical:
 
     @classmethod
     def load(cls, directory: Path, stem: str) -> Lexical:
-        vocab = json.loads((directory / f"{stem}.vocab.json").read_text(encoding="utf-8"))
-        with np.load(directory / f"{stem}.npz") as z:
-            return cls(vocab, z["indptr"], z["rows"], z["weights"], int(z["n_rows"]))
+        """The index saved as `stem`; a DamagedFile names whichever of its two files cannot be read."""
+        vocab_path, arrays_path = directory / f"{stem}.vocab.json", directory / f"{stem}.npz"
+        try:
+            vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+            if not isinstance(vocab, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise DamagedFile(vocab_path, e) from e
+        try:
+            with np.load(arrays_path) as z:
+                return cls(vocab, z["indptr"], z["rows"], z["weights"], int(z["n_rows"]))
+        except Exception as e:  # a truncated or altered .npz fails in many ways (zipfile, numpy, KeyError)
+            raise DamagedFile(arrays_path, e) from e
 
     def doc_freq(self, term: str) -> int:
         tid = self.vocab.get(term)
