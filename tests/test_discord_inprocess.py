@@ -80,8 +80,8 @@ def test_clip_cuts_at_sentence_then_word_boundaries() -> None:
 
 def test_gate_cooldown_and_concurrency() -> None:
     gate = Gate(cooldown=60, max_concurrent=1)
-    assert gate.refuse(1) is None
-    assert "wait" in (gate.refuse(1) or "")
-    with gate.slot():
-        assert "other questions" in (gate.refuse(2) or "")
-    assert gate.refuse(2) is None
+    assert gate.admit(1) is None  # user 1 holds the one slot
+    assert "wait" in (gate.admit(1) or "")
+    assert "other questions" in (gate.admit(2) or "")
+    gate.release()
+    assert gate.admit(2) is None and gate.active == 1

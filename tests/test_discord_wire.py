@@ -192,7 +192,7 @@ async def test_a_failure_gets_an_apology_and_the_bot_keeps_serving(wire, monkeyp
 
     monkeypatch.setattr(client.core, "ask", failing_once)
     _, followup, _ = await _ask(fake, DESIGN_QUESTION)
-    assert followup.body["flags"] & 64 and "Sorry" in followup.body["content"]
+    assert "Sorry" in followup.body["content"]  # public: it replaces the public "thinking…" message
     assert "boom" in caplog.text and "Traceback" in caplog.text
     _, followup, _ = await _ask(fake, DESIGN_QUESTION)
     assert "125" in followup.body["embeds"][0]["description"]
@@ -390,3 +390,48 @@ def test_no_network_at_start_up_is_one_line(seed_settings, api_base: str) -> Non
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("cablebot: error: cannot reach Discord at " + api_base) and "check the network" in last
     assert "AVX512" not in out.stderr
+
+
+async def test_a_bad_question_is_answered_privately_without_deferring(wire) -> None:
+    fake, _ = wire
+    callback, followup, _ = await _ask(fake, "x" * 2001)
+    assert followup is None and callback.body["type"] == 4
+    assert callback.body["data"]["flags"] & 64 and "2000" in callback.body["data"]["content"]
+
+
+async def test_a_burst_of_100_asks_runs_at_most_max_concurrent_answers(seed_bot, monkeypatch) -> None:
+    import threading
+
+    settings = dataclasses.replace(seed_bot.settings, discord_cooldown=0.0, discord_max_concurrent=2)
+    running = peak = 0
+    lock = threading.Lock()
+    real_ask = seed_bot.ask
+
+    def counted(question, conversation=None, where=None):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.05)
+            return real_ask(question, conversation, where)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(seed_bot, "ask", counted)
+    async with connected(seed_bot, settings, monkeypatch) as (fake, _):
+        payloads = [ask_interaction(DESIGN_QUESTION, str(1500000000000000100 + i)) for i in range(100)]
+        await asyncio.gather(*(fake.dispatch("INTERACTION_CREATE", p) for p in payloads))
+        callbacks = [
+            await fake.wait_for_request(lambda r, p=p: r.path == f"/interactions/{p['id']}/{p['token']}/callback")
+            for p in payloads
+        ]
+        deferred = [c for c in callbacks if c.body["type"] == 5]
+        busy = [c for c in callbacks if c.body["type"] == 4]
+        assert len(deferred) + len(busy) == 100 and len(deferred) >= 2
+        assert all(c.body["data"]["flags"] & 64 and "other questions" in c.body["data"]["content"] for c in busy)
+        for p in payloads:  # every deferred question gets its answer
+            if any(c.path.startswith(f"/interactions/{p['id']}/") and c.body["type"] == 5 for c in deferred):
+                await fake.wait_for_request(lambda r, p=p: r.path == f"/webhooks/{APP_ID}/{p['token']}")
+    assert 1 <= peak <= 2

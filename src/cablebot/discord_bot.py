@@ -15,8 +15,6 @@ import re
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +23,7 @@ from discord import app_commands
 
 from cablebot.answering import Answer
 from cablebot.config import Settings
-from cablebot.core import Cablebot, Conversation
+from cablebot.core import Cablebot, Conversation, check_question
 from cablebot.errors import CablebotError
 from cablebot.feedback import record
 from cablebot.rendering import MESSAGE_LIMIT, answer_embed, clip, sources_embed
@@ -81,7 +79,13 @@ class RedactToken(logging.Filter):
 
 
 class Gate:
-    """Per-user cooldown and a global limit on questions answered at once."""
+    """Per-user cooldown and a global limit on questions answered at once.
+
+    `admit` reserves an answering slot before anything is awaited (before the
+    deferral, before typing), so a burst of questions in the same instant can
+    never run more than `max_concurrent` answers: the rest get the busy notice
+    at once. The caller gives the slot back with `release`.
+    """
 
     def __init__(self, cooldown: float, max_concurrent: int) -> None:
         self.cooldown = cooldown
@@ -89,24 +93,20 @@ class Gate:
         self.active = 0
         self._last: dict[int, float] = {}
 
-    def refuse(self, user_id: int) -> str | None:
-        """A short notice when this user must wait, else None (and the user's clock restarts)."""
+    def admit(self, user_id: int) -> str | None:
+        """None with a slot reserved for this user, or a short notice why not (no slot then)."""
         now = time.monotonic()
         wait = self._last.get(user_id, -1e9) + self.cooldown - now
         if wait > 0:
             return f"Please wait {wait:.0f} s before asking again."
         if self.active >= self.max_concurrent:
             return "I'm answering other questions right now; please ask again in a moment."
+        self.active += 1
         self._last[user_id] = now
         return None
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
+    def release(self) -> None:
+        self.active -= 1
 
 
 class AnswerView(discord.ui.View):
@@ -209,8 +209,7 @@ class CablebotClient(discord.Client):
 
     async def answer(self, question: str, conversation: Conversation, where: Filter | None = None) -> Answer:
         """`Cablebot.ask` in a worker thread, so heartbeats and other events keep flowing."""
-        with self.gate.slot():
-            return await asyncio.to_thread(self.core.ask, question, conversation, where)
+        return await asyncio.to_thread(self.core.ask, question, conversation, where)
 
     async def ask_command(
         self, interaction: discord.Interaction, question: str, where: Filter | None = None
@@ -218,12 +217,17 @@ class CablebotClient(discord.Client):
         if not self.allowed(interaction.guild_id, interaction.channel_id):
             await interaction.response.send_message("I don't answer questions here.", ephemeral=True)
             return
-        notice = self.gate.refuse(interaction.user.id)
+        try:
+            question = check_question(question)
+        except CablebotError as e:  # known before deferring: the answer to it can still be private
+            await interaction.response.send_message(clip(str(e), MESSAGE_LIMIT), ephemeral=True)
+            return
+        notice = self.gate.admit(interaction.user.id)  # the slot is taken before anything is awaited
         if notice:
             await interaction.response.send_message(notice, ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)  # Discord's 3-second deadline
         try:
+            await interaction.response.defer(thinking=True)  # Discord's 3-second deadline
             conversation = Conversation()
             answer = await self.answer(question, conversation, where)
             message = await interaction.followup.send(
@@ -234,12 +238,16 @@ class CablebotClient(discord.Client):
             )
             self._remember(message.id, conversation)
         except CablebotError as e:
+            # The first follow-up replaces the public "thinking…" message: only the second can be private.
+            await interaction.followup.send("I could not answer that.", allowed_mentions=NO_MENTIONS)
             await interaction.followup.send(
                 clip(str(e), MESSAGE_LIMIT), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
         except Exception:
             log.exception("error answering /ask %r", question)
-            await interaction.followup.send(APOLOGY, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await interaction.followup.send(APOLOGY, allowed_mentions=NO_MENTIONS)
+        finally:
+            self.gate.release()
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or self.user is None:
@@ -252,10 +260,23 @@ class CablebotClient(discord.Client):
         question = re.sub(rf"<@!?{self.user.id}>", " ", message.content).strip()
         if not question:
             return
-        notice = self.gate.refuse(message.author.id)
+        try:
+            question = check_question(question)
+        except CablebotError as e:  # before any thread is opened for it
+            await message.reply(clip(str(e), MESSAGE_LIMIT), allowed_mentions=NO_MENTIONS)
+            return
+        notice = self.gate.admit(message.author.id)  # the slot is taken before anything is awaited
         if notice:
             await message.reply(notice, allowed_mentions=NO_MENTIONS, delete_after=10)
             return
+        try:
+            await self._answer_message(message, question, conversation, where)
+        finally:
+            self.gate.release()
+
+    async def _answer_message(
+        self, message: discord.Message, question: str, conversation: Conversation, where: str
+    ) -> None:
         channel = message.channel
         if where == "new" and self.settings.discord_threads and isinstance(channel, discord.TextChannel):
             try:
