@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cablebot.answering import cite
-from cablebot.chunking import split_sentences
+from cablebot.chunking import sentence_spans
 from cablebot.documents import load_documents, read_document
 from cablebot.index import Index, build_index
 from cablebot.retrieval import Filter, Retriever
@@ -181,13 +181,17 @@ def test_reindexing_embeds_only_added_and_changed_cables(cables: Path, tmp_path:
     third = build_index([cables, extra], fake_embedder, index, 100, 30, warn=lambda m: None)
     assert third.removed == 1 and third.skipped == 1  # BERLIN deleted; the copy repeats a reference ID
     loaded = Index.load(index)
-    changed = {s for c in loaded.chunks if c.doc_id in ("72TEHRAN1164", "note") for s in split_sentences(c.text)}
+    changed = {s for c in loaded.chunks if c.doc_id in ("72TEHRAN1164", "note") for s in _sentences(c.text)}
     # Only sentences not seen before are embedded: the edited ones and the new note's.
     assert set(fake_embedder.embedded) <= changed and len(fake_embedder.embedded) == third.embedded
     assert "A new note about the F-4E deliveries." in fake_embedder.embedded
     assert any("(CHANGED)" in text for text in fake_embedder.embedded)
     assert 0 < third.embedded < len(changed) / 2
     assert "09BERLIN1273" not in loaded.documents
+
+
+def _sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def test_filters(cables: Path, tmp_path: Path, fake_embedder) -> None:
@@ -227,6 +231,10 @@ def test_metadata_questions_are_answered_from_the_cable_and_cited(cable_bot) -> 
     assert (
         c.source == "09MEXICO3061" and c.reference == "09MEXICO3061 metadata — Embassy Mexico, 2009-10-23, SECRET"
     )
+    # The metadata is cited, and listed as such, but it is no retrieved passage: none is made up for it.
+    assert written.metadata == {"created": "2009-10-23 20:08"}
+    assert all(h.chunk.location != "metadata" for h in written.hits)
+    assert all(h.sentence_scores for h in written.hits) and [h.rank for h in written.hits][:2] == [1, 2]
     classified = cable_bot.ask("How was it classified?", chat)
     assert classified.text == "Classification: SECRET" and classified.citations[0].source == "09MEXICO3061"
     sender = cable_bot.ask(

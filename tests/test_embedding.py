@@ -54,7 +54,9 @@ def test_onnx_and_torch_encoders_are_equivalent(texts: tuple[list[str], list[str
     assert np.allclose(np.linalg.norm(onnx.embed_documents(chunks[:10]), axis=1), 1.0, atol=1e-5)
 
 
-def test_an_index_above_the_threshold_is_approximate_and_still_answers(tmp_path: Path) -> None:
+def test_an_index_above_the_threshold_is_an_ivf_file_memory_mapped_that_answers(tmp_path: Path) -> None:
+    """The IVF path end to end. At 42 vectors its 32 probes cover every cell, so the search is exhaustive:
+    test_index.py checks approximate search itself at 300,000 vectors."""
     from cablebot.core import Cablebot
 
     settings = Settings(index_dir=tmp_path / "index", corpus_paths=(BUNDLED_CORPUS,), index_approximate_above=5)

@@ -99,3 +99,48 @@ def test_changed_files_are_reported_stale(tmp_path: Path, fake_embedder) -> None
     assert Index.load(index).stale_documents() == []
     (docs / "a.txt").write_text("Changed.", encoding="utf-8")
     assert Index.load(index).stale_documents() == [str(docs / "a.txt")]
+
+
+def test_a_small_filtered_set_is_found_whole_in_an_approximate_index_of_300k_vectors() -> None:
+    import numpy as np
+
+    from cablebot.chunking import Chunk
+    from cablebot.index import Index, vector_index
+
+    n, per_doc, dim = 300_000, 30, 32
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((n, dim), dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    vectors, kind = vector_index(matrix, approximate_above=1_000)
+    assert kind.startswith("IVF")
+    vectors.make_direct_map()  # as Index.load does for an inverted file
+    chunks = [Chunk(f"d{i // per_doc}", 1, 0, 1, "x", "¶1") for i in range(n)]
+    one_sentence_each = np.arange(n + 1, dtype=np.int64)
+    index = Index(
+        Path("."),
+        {"faiss": kind, "nprobe": 32},
+        {},
+        chunks,
+        vectors,
+        None,
+        one_sentence_each,
+        one_sentence_each[:-1],
+    )
+    hits = 0
+    for _ in range(50):
+        doc = int(rng.integers(0, n // per_doc))
+        mask = np.zeros(n, dtype=bool)
+        mask[doc * per_doc : (doc + 1) * per_doc] = True
+        query = rng.standard_normal(dim).astype(np.float32)
+        found = index.search(query / np.linalg.norm(query), per_doc, mask)
+        assert {r for r, _ in found} <= set(range(doc * per_doc, (doc + 1) * per_doc))
+        hits += len(found)
+    assert hits == 50 * per_doc  # every allowed chunk, every time: the filtered set is searched exactly
+    # Unfiltered, the index is approximate: its top 10 are mostly, not always, the exact top 10.
+    queries = rng.standard_normal((20, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = np.argsort(-(queries @ matrix.T), axis=1)[:, :10]
+    recall = np.mean(
+        [len({r for r, _ in index.search(q, 10)} & set(e)) / 10 for q, e in zip(queries, exact, strict=True)]
+    )
+    assert 0.2 < recall < 1.0

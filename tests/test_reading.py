@@ -97,3 +97,13 @@ def test_an_excerpt_without_a_word_is_never_an_answer() -> None:
     always = Reader((0.0,) * len(FEATURES), 10.0, (1.0, 0.0), 0.5, 0.6)
     answer = choose_answer("what is it?", [hit], Retriever(), {}, always, 8, 400)
     assert answer.abstained and answer.citations == ()
+
+
+def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
+    from cablebot.reading import candidate_spans
+
+    def places(sentence: str) -> list[str]:
+        return [sentence[a:b] for a, b in candidate_spans("place", sentence, "where did he fly?")]
+
+    assert places("The minister flew to France.") == ["France"]
+    assert places("The minister then flew to the U.S.") == ["U.S."]

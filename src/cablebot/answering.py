@@ -12,7 +12,6 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from cablebot.chunking import Chunk
 from cablebot.documents import Document
 from cablebot.reading import Candidate, Reader, analyse, candidates, focus
 from cablebot.retrieval import Hit, Retriever
@@ -61,6 +60,7 @@ class Answer:
     confidence: float = 0.0  # the probability that the answer is right (calibrated on held-out questions)
     unsure: bool = False  # answered, but with a confidence low enough to say so
     filter_matched: int | None = None  # documents the question's filters allowed (None: no filter)
+    metadata: dict[str, str] | None = None  # an answer from a cable's metadata: the field and its value
 
     @property
     def markdown(self) -> str:
@@ -120,15 +120,10 @@ def _metadata_answer(
     label = f"{_METADATA_LABELS[field]}: "
     text = label + value
     citation = cite(1, doc_id, documents, "metadata", text)
-    # The cable's metadata table row is the passage this answer comes from; it leads the passages.
-    row = " | ".join(
-        doc.metadata[k]
-        for k in ("reference_id", "created", "released", "classification", "origin")
-        if doc.metadata.get(k)
+    # The answer cites the cable's metadata, which is no retrieved passage: the passages stay as retrieved.
+    return Answer(
+        question, text, False, (citation,), tuple(hits), (len(label), len(text)), 1.0, metadata={field: value}
     )
-    table = Hit(Chunk(doc_id, 0, 0, 0, row, "metadata"), hits[0].score, 1)
-    ranked = [table] + [Hit(h.chunk, h.score, rank) for rank, h in enumerate(hits, 2)]
-    return Answer(question, text, False, (citation,), tuple(ranked), (len(label), len(text)), 1.0)
 
 
 def choose_answer(

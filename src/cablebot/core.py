@@ -210,7 +210,7 @@ class Cablebot:
         named = self.retriever.named_document(question) or self.retriever.named_document(context)
         if named and not (where and where.doc):  # a question naming a cable searches that cable
             where = dataclasses.replace(where or Filter(), doc=named)
-        return self.retriever.search(query, max(self.settings.answer_k, 5), where, expand=EXPAND)
+        return self.retriever.search(query, self.settings.answer_k, where, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
         """Answer `question` verbatim from the documents `where` allows, or abstain."""
@@ -231,7 +231,7 @@ class Cablebot:
             context,
             previous,
         )
-        answer = dataclasses.replace(answer, hits=answer.hits[: max(s.answer_k, 5)], filter_matched=matched)
+        answer = dataclasses.replace(answer, hits=answer.hits[: s.answer_k], filter_matched=matched)
         if conversation is not None:
             conversation.add(answer)
         return answer

@@ -371,7 +371,6 @@ class Known:
 @dataclass
 class Loaded:
     documents: list[Document]
-    reused: int = 0  # unchanged files, not parsed again
     skipped: int = 0  # unreadable, binary, empty or duplicate files
     failed: int = 0  # files the parser choked on
 
@@ -398,9 +397,7 @@ def load_documents(
 
     for path in iter_files(paths, missing, follow_links, max_bytes):
         doc = _reuse(path, known.get(str(path)))
-        if doc is not None:
-            loaded.reused += 1
-        else:
+        if doc is None:
             try:
                 doc = read_document(path, warn)
             except Exception as e:  # a malformed file must not stop the run

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document, sentence_spans
 from cablebot.documents import MAX_BYTES, Document, Known, load_documents
 from cablebot.errors import CablebotError
-from cablebot.lexical import STEMMER, DamagedFile, Lexical, terms
+from cablebot.lexical import TERMS, DamagedFile, Lexical, terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2
 APPROXIMATE_ABOVE = 200_000  # chunks; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
+EXACT_FILTERED = 20_000  # a filter allowing at most this many sentence vectors is searched exactly
 MANIFEST = "manifest.json"
 JOURNAL = "building.json"  # the files a build is writing, named before it writes them
 LOCK = "index.lock"  # held by the one build writing into the directory
@@ -84,7 +85,7 @@ def chunker_settings(tokens: int, overlap: int) -> dict[str, Any]:
         "tokenizer": "cl100k_base",
         "tokens": tokens,
         "overlap": overlap,
-        "stemmer": STEMMER,
+        "terms": TERMS,
     }
 
 
@@ -274,26 +275,36 @@ class Index:
         selector = None
         if mask is not None:
             allowed = np.unique(self.sentences[np.repeat(mask, np.diff(self.offsets))])
+            if len(allowed) <= EXACT_FILTERED:
+                # An inverted file filters only inside the cells it probes: a few allowed vectors would
+                # mostly be missed. So few are scored exactly, which is also faster.
+                sims = self.vectors.reconstruct_batch(allowed.astype("int64")) @ query.astype("float32")
+                return self._best_chunks(allowed[np.argsort(-sims)], np.sort(sims)[::-1], k, mask)
             selector = faiss.IDSelectorBatch(allowed.astype("int64"))
         if self.manifest.get("faiss", "").startswith("IVF"):
             params = faiss.SearchParametersIVF(sel=selector, nprobe=int(self.manifest.get("nprobe", NPROBE)))
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        best: dict[int, float] = {}
         want = 4 * k  # a chunk holds a few sentences: ask for enough to fill k chunks
         while True:
             n = min(want, self.vectors.ntotal)
             scores, rows = self.vectors.search(query.reshape(1, -1).astype("float32"), n, params=params)
             found = rows[0] >= 0
-            hits = self._chunks_of(rows[0][found])
-            best = {}
-            for sentence, score in zip(rows[0][found], scores[0][found], strict=True):
-                for chunk in hits.get(int(sentence), ()):
-                    if chunk not in best and (mask is None or mask[chunk]):
-                        best[chunk] = float(score)
+            best = self._best_chunks(rows[0][found], scores[0][found], k, mask)
             if len(best) >= k or n >= self.vectors.ntotal or found.sum() < n:
-                break
+                return best
             want *= 4
+
+    def _best_chunks(
+        self, sentence_rows: np.ndarray, scores: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        """The `k` best chunks for sentences ranked best first: a chunk scores as its best sentence."""
+        best: dict[int, float] = {}
+        hits = self._chunks_of(sentence_rows)
+        for sentence, score in zip(sentence_rows, scores, strict=True):
+            for chunk in hits.get(int(sentence), ()):
+                if chunk not in best and (mask is None or mask[chunk]):
+                    best[chunk] = float(score)
         return sorted(best.items(), key=lambda item: -item[1])[:k]
 
     def _chunks_of(self, sentence_rows: np.ndarray) -> dict[int, list[int]]:
@@ -581,7 +592,11 @@ def _check(directory: Path, manifest: dict[str, Any]) -> None:
             raise _corrupt(path, e.strerror or e) from e
         if actual != size:
             raise _corrupt(path, f"{actual} bytes, the manifest recorded {size}")
-        if digest(path) != expected:
+        try:
+            same = digest(path) == expected
+        except OSError as e:  # vanished since: a rebuild swapped generations (Index.load reads again)
+            raise _corrupt(path, e.strerror or e) from e
+        if not same:
             raise _corrupt(path, "its content changed since it was written (checksum mismatch)")
 
 

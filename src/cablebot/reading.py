@@ -168,7 +168,10 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
                 continue  # a place is "in Cuernavaca", "near Magd", "to France"
             if kind == "person" and " " not in name.strip() and not _TITLE_CUE.search(before):
                 continue  # a person has a full name ("Crispus Kiyonga") or a title ("Minister Kiyonga")
-            spans.append(m.span())
+            end = m.end()
+            if name.endswith(".") and not re.search(r"(?:\b[A-Z]\.)+$", name):
+                end -= 1  # the sentence's full stop, not part of "France" (initials like "U.S." keep theirs)
+            spans.append((start, end))
     else:
         return []
     asked = set(terms(question))

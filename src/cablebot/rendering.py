@@ -20,6 +20,7 @@ def to_json(answer: Answer) -> dict[str, Any]:
         "confidence": round(answer.confidence, 4),
         "unsure": answer.unsure,
         **({"filter_matched": answer.filter_matched} if answer.filter_matched is not None else {}),
+        **({"metadata": answer.metadata} if answer.metadata else {}),
         "citations": [
             {
                 "n": c.n,
