@@ -383,3 +383,16 @@ def test_a_flipped_byte_in_the_vectors_is_caught_before_answering(index_copy: Pa
     out = run_cli("ask", "--index", str(index_copy), QUESTION)
     assert out.returncode == 1 and out.stdout == "" and "Traceback" not in out.stderr
     assert files["vectors"] in out.stderr and "checksum mismatch" in out.stderr and "cablebot index" in out.stderr
+
+
+def test_a_configured_k_below_five_is_used_as_given(seed_settings) -> None:
+    out = run_cli(
+        "ask", "--json", "--index", str(seed_settings.index_dir), QUESTION, env={"CABLEBOT_ANSWER_K": "3"}
+    )
+    assert out.returncode == 0 and len(json.loads(out.stdout)["passages"]) == 3
+
+
+def test_a_number_with_thousands_separators_is_one_term() -> None:
+    from cablebot.lexical import terms
+
+    assert terms("30,000 officers on the 1,926 mile border") == ["30000", "offic", "1926", "mile", "border"]
