@@ -141,6 +141,7 @@ class FakeDiscord:
     gateway_events: list[dict] = field(default_factory=list)  # what the client sent on the gateway
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # path prefix -> 429s still to send
     sent: list[dict] = field(default_factory=list)  # interaction follow-up messages, as returned to the bot
+    retry_after: float = 0.2  # seconds a 429 asks the client to wait
     close_after_identify: int | None = None  # a close code to send instead of READY
     sequence: int = 0
 
@@ -178,11 +179,11 @@ class FakeDiscord:
                 self.rate_limit_next[prefix] = left - 1
                 self._record(request.method, path, body, status=429)
                 return _json(
-                    {"message": "You are being rate limited.", "retry_after": 0.2, "global": False},
+                    {"message": "You are being rate limited.", "retry_after": self.retry_after, "global": False},
                     status=429,
                     headers={
                         "X-RateLimit-Scope": "user",
-                        "Retry-After": "0.2",
+                        "Retry-After": str(self.retry_after),
                         "Via": "1.1 google",
                     },  # as Discord sends it
                 )

@@ -435,3 +435,37 @@ async def test_a_burst_of_100_asks_runs_at_most_max_concurrent_answers(seed_bot,
             if any(c.path.startswith(f"/interactions/{p['id']}/") and c.body["type"] == 5 for c in deferred):
                 await fake.wait_for_request(lambda r, p=p: r.path == f"/webhooks/{APP_ID}/{p['token']}")
     assert 1 <= peak <= 2
+
+
+async def test_a_rate_limited_follow_up_is_given_up_after_the_cap(wire, caplog) -> None:
+    fake, client = wire
+    client.RATE_LIMIT_WAIT = 1.0  # 30 s in use
+    fake.retry_after = 20.0  # Discord asks for more than the cap
+    fake.rate_limit_next[f"/webhooks/{APP_ID}/"] = 1000
+    payload = ask_interaction(DESIGN_QUESTION, "1500000000000000077")
+    started = time.monotonic()
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    await fake.wait_for_request(lambda r: r.path.startswith(f"/webhooks/{APP_ID}/") and r.status == 429)
+    while "gave up a follow-up" not in caplog.text and time.monotonic() - started < 10:
+        await asyncio.sleep(0.1)
+    assert "gave up a follow-up" in caplog.text and time.monotonic() - started < 5
+    fake.rate_limit_next.clear()
+    fake.retry_after = 0.2
+    _, followup, _ = await _ask(fake, DESIGN_QUESTION)  # the bot keeps serving, its slot given back
+    assert "125" in followup.body["embeds"][0]["description"]
+
+
+async def test_a_too_long_mention_gets_a_reply_and_no_thread(wire) -> None:
+    from fake_discord import BOT_USER, CHANNEL_ID, user_message
+
+    fake, _ = wire
+    start = len(fake.requests)
+    await fake.dispatch("MESSAGE_CREATE", user_message(f"<@{BOT_USER['id']}> {'x' * 2001}", mention_bot=True))
+    reply = await fake.wait_for_request(
+        lambda r: (
+            r.method == "POST" and r.path == f"/channels/{CHANNEL_ID}/messages" and fake.requests.index(r) >= start
+        )
+    )
+    assert "2000" in reply.body["content"]
+    await asyncio.sleep(0.3)
+    assert not any(r.path.endswith("/threads") for r in fake.requests[start:])

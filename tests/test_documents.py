@@ -73,3 +73,19 @@ def test_same_file_name_gets_distinct_ids(tmp_path: Path) -> None:
         (tmp_path / sub / "notes.txt").write_text(f"Notes from {sub}.", encoding="utf-8")
     ids = [d.id for d in load_documents([tmp_path], print).documents]
     assert len(set(ids)) == 2 and ids[0] == "notes"
+
+
+def test_malformed_front_matter_and_unsafe_urls_never_reach_a_citation(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    broken = tmp_path / "broken-note.md"
+    broken.write_text(
+        '---\ntitle: "[unclosed\nurl: {http://evil.example\n---\nThe harbour handles 40 ships.\n', "utf-8"
+    )
+    doc = read_document(broken, warnings.append)
+    assert doc is not None and doc.title == "broken note" and doc.url is None
+    assert doc.paragraphs == ("The harbour handles 40 ships.",)
+    assert any("front matter is not valid YAML" in w for w in warnings)
+    script = tmp_path / "script.md"
+    script.write_text("---\ntitle: Notes\nurl: javascript:alert(1)\n---\nText here.\n", "utf-8")
+    doc = read_document(script, warnings.append)
+    assert doc is not None and doc.url is None and any("only plain http(s)" in w for w in warnings)

@@ -147,12 +147,14 @@ class AnswerView(discord.ui.View):
 class CablebotClient(discord.Client):
     """The bot. `core` is loaded before the client connects, so it is ready when Discord says so."""
 
+    RATE_LIMIT_WAIT = 30.0  # seconds any request may wait on Discord's rate limits before it is given up
+
     def __init__(self, core: Cablebot, settings: Settings, intents: discord.Intents | None = None) -> None:
         # No privileged intent: Discord sends message content for DMs and messages that mention the bot.
         super().__init__(
             intents=intents or discord.Intents.default(),
             allowed_mentions=NO_MENTIONS,
-            max_ratelimit_timeout=30.0,  # a longer rate limit raises instead of hanging
+            max_ratelimit_timeout=self.RATE_LIMIT_WAIT,  # a longer rate limit raises instead of hanging
         )
         self.core = core
         self.settings = settings
@@ -230,24 +232,36 @@ class CablebotClient(discord.Client):
             await interaction.response.defer(thinking=True)  # Discord's 3-second deadline
             conversation = Conversation()
             answer = await self.answer(question, conversation, where)
-            message = await interaction.followup.send(
+            message = await self._followup(
+                interaction,
                 embed=answer_embed(answer),
                 view=AnswerView(answer, self.settings.feedback_path),
                 allowed_mentions=NO_MENTIONS,
                 wait=True,
             )
-            self._remember(message.id, conversation)
+            if message is not None:
+                self._remember(message.id, conversation)
         except CablebotError as e:
             # The first follow-up replaces the public "thinking…" message: only the second can be private.
-            await interaction.followup.send("I could not answer that.", allowed_mentions=NO_MENTIONS)
-            await interaction.followup.send(
-                clip(str(e), MESSAGE_LIMIT), ephemeral=True, allowed_mentions=NO_MENTIONS
+            await self._followup(interaction, "I could not answer that.", allowed_mentions=NO_MENTIONS)
+            await self._followup(
+                interaction, clip(str(e), MESSAGE_LIMIT), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
         except Exception:
             log.exception("error answering /ask %r", question)
-            await interaction.followup.send(APOLOGY, allowed_mentions=NO_MENTIONS)
+            await self._followup(interaction, APOLOGY, allowed_mentions=NO_MENTIONS)
         finally:
             self.gate.release()
+
+    async def _followup(self, interaction: discord.Interaction, *args, **kwargs) -> discord.WebhookMessage | None:
+        """A follow-up, given up after RATE_LIMIT_WAIT seconds like every other request (a rate-limited webhook
+        would otherwise wait as long as Discord asks); None when it was given up."""
+        try:
+            async with asyncio.timeout(self.RATE_LIMIT_WAIT):
+                return await interaction.followup.send(*args, **kwargs)
+        except TimeoutError:
+            log.warning("gave up a follow-up to interaction %s after %.0f s", interaction.id, self.RATE_LIMIT_WAIT)
+            return None
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or self.user is None:

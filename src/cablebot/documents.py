@@ -6,6 +6,7 @@ chrome, boilerplate and broken lines are dealt with, once.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -180,18 +181,22 @@ def parse_document(path: Path, text: str, sha256: str, warn: Callable[[str], Non
     if suffix in (".html", ".htm"):
         meta, blocks = parse_html(text)
     elif suffix in (".md", ".markdown"):
-        meta, blocks = parse_markdown(text)
+        meta, blocks = parse_markdown(text, str(path), warn)
     else:
         meta, blocks = {}, [(b, True) for b in split_blocks(text)]
     paragraphs = tuple(clean_paragraphs(blocks))
     if not paragraphs:
         warn(f"skipped {path}: no text")
         return None
-    title = meta.pop("title", "") or path.stem.replace("-", " ").replace("_", " ")
+    title = " ".join(meta.pop("title", "").split())[:300] or path.stem.replace("-", " ").replace("_", " ")
+    url = meta.pop("url", None) or None
+    if url and not re.fullmatch(r"https?://[^\s<>()\[\]]+", url):
+        warn(f"{path}: ignored the URL {url[:80]!r}: only plain http(s) addresses are cited")
+        url = None
     return Document(
         id=slug(path.stem),
         title=title,
-        url=meta.pop("url", None) or None,
+        url=url,
         path=str(path),
         sha256=sha256,
         paragraphs=paragraphs,
@@ -227,23 +232,40 @@ def clean_paragraphs(blocks: Iterable[tuple[str, bool]]) -> Iterator[str]:
         yield pending
 
 
-def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """`key: value` pairs of a leading YAML front matter block, and the rest of the text."""
+def parse_front_matter(text: str) -> tuple[dict[str, str] | None, str]:
+    """The scalar fields of a leading YAML front matter block, and the rest of the text.
+
+    The fields are None when the block is not valid YAML or not a mapping: a
+    broken block must not become a citation's title or link.
+    """
     m = re.match(r"\A---\s*\n(.*?)\n---\s*\n", text, re.DOTALL)
     if not m:
         return {}, text
-    meta: dict[str, str] = {}
-    for line in m.group(1).splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() and not key.startswith((" ", "\t", "#")):
-            meta[key.strip().lower()] = value.strip().strip("'\"")
+    import yaml
+
+    try:
+        data = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return None, text[m.end() :]
+    if not isinstance(data, dict):
+        return None, text[m.end() :]
+    meta = {
+        str(k).strip().lower(): " ".join(str(v).split())
+        for k, v in data.items()
+        if isinstance(v, str | int | float | datetime.date) and not isinstance(v, bool)
+    }
     if "link" in meta and "url" not in meta:
         meta["url"] = meta.pop("link")
     return {k: v for k, v in meta.items() if v}, text[m.end() :]
 
 
-def parse_markdown(text: str) -> tuple[dict[str, str], list[tuple[str, bool]]]:
+def parse_markdown(
+    text: str, name: str, warn: Callable[[str], None]
+) -> tuple[dict[str, str], list[tuple[str, bool]]]:
     meta, body = parse_front_matter(text)
+    if meta is None:
+        warn(f"{name}: front matter is not valid YAML; its title and URL are ignored")
+        meta = {}
     body = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", body)  # images
     body = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", body)  # links keep their text
     blocks: list[tuple[str, bool]] = []
