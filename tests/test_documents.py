@@ -46,7 +46,7 @@ def test_markdown_front_matter_and_markup(tmp_path: Path) -> None:
     md.write_text("# Heading\n\nSee [the cable](http://x) **now**.\n", encoding="utf-8")
     doc = read_document(md, print)
     assert doc is not None and doc.title == "Heading"
-    assert doc.paragraphs == ("Heading", "See the cable now.")
+    assert doc.paragraphs == ("See the cable now.",)  # the title heading is no paragraph
 
 
 def test_bad_files_are_warned_about_and_skipped(tmp_path: Path) -> None:
@@ -89,3 +89,23 @@ def test_malformed_front_matter_and_unsafe_urls_never_reach_a_citation(tmp_path:
     script.write_text("---\ntitle: Notes\nurl: javascript:alert(1)\n---\nText here.\n", "utf-8")
     doc = read_document(script, warnings.append)
     assert doc is not None and doc.url is None and any("only plain http(s)" in w for w in warnings)
+
+
+def test_a_text_files_title_line_and_markdown_sections(tmp_path: Path) -> None:
+    txt = tmp_path / "bikes.txt"
+    txt.write_text(
+        "Commuting by bicycle in the rain\n\nThe city of Leiden built 3 garages.\n\nIt rains often.\n", "utf-8"
+    )
+    doc = read_document(txt, print)
+    assert doc is not None and doc.title == "Commuting by bicycle in the rain"
+    assert doc.paragraphs == ("The city of Leiden built 3 garages.", "It rains often.")
+    md = tmp_path / "care.md"
+    md.write_text(
+        "---\ntitle: Bicycle care\n---\nIntro text.\n\n## Winter care\n\nOil the chain.\n\nDry the frame.\n"
+        "\n## Summer care\n\nCheck the tyres.\n",
+        "utf-8",
+    )
+    doc = read_document(md, print)
+    assert doc is not None and doc.title == "Bicycle care"
+    assert doc.paragraphs == ("Intro text.", "Oil the chain.", "Dry the frame.", "Check the tyres.")
+    assert doc.labels == ("¶1", "¶2, Winter care", "¶3, Winter care", "¶4, Summer care")

@@ -44,8 +44,11 @@ def test_rebuild_embeds_only_changed_documents(tmp_path: Path, fake_embedder) ->
         "Bananas are yellow.",
         "Dates are sweet.",
     ]
-    # Old generations are cleaned up: one set of data files remains.
-    assert len(list(index.glob("chunks.*.jsonl"))) == 1
+    # The generation just replaced stays for readers that opened it a moment ago; older ones go.
+    assert sorted(p.name for p in index.glob("chunks.*.jsonl")) == ["chunks.1.jsonl", "chunks.2.jsonl"]
+    (docs / "a.txt").write_text("Apricots are orange.", encoding="utf-8")
+    _build(docs, index, fake_embedder)
+    assert sorted(p.name for p in index.glob("chunks.*.jsonl")) == ["chunks.2.jsonl", "chunks.3.jsonl"]
 
 
 def test_interrupted_build_keeps_previous_index(tmp_path: Path, fake_embedder) -> None:

@@ -84,7 +84,10 @@ def test_a_rebuild_deletes_only_the_files_it_wrote(tmp_path: Path, fake_embedder
     build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
     assert mine.read_text(encoding="utf-8") == "keep me"
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["generation"] == 2 and not list(index.glob("*.1.*"))
+    assert manifest["generation"] == 2 and manifest["retired"] and list(index.glob("*.1.*"))  # kept for readers
+    (docs / "a.txt").write_text("Apples are green.", encoding="utf-8")
+    build_index([docs], fake_embedder, index, 100, 30, warn=lambda m: None)
+    assert not list(index.glob("*.1.*")) and mine.read_text(encoding="utf-8") == "keep me"
     assert not (index / "building.json").exists()
 
 
@@ -247,12 +250,7 @@ def test_two_index_runs_at_once_take_turns(tmp_path: Path) -> None:
     assert sorted(Index.load(index).documents) == ["n0", "n1", "n2"]
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
     data = {p.name for p in index.iterdir()} - {"manifest.json", "index.lock"}
-    assert data == {
-        n for n in manifest["files"].values() if n.startswith(("vectors", "sentences", "chunks", "documents"))
-    } | {
-        f"{manifest['files']['lexical']}.npz",
-        f"{manifest['files']['lexical']}.vocab.json",
-    }
+    assert data == set(manifest["checksums"]) | set(manifest["retired"])  # nothing half-written is left
 
 
 def test_loads_during_rebuilds_never_fail(tmp_path: Path, fake_embedder) -> None:

@@ -16,7 +16,7 @@ from cablebot.documents import Document
 
 # Bump when parsing or chunking makes different chunks from the same files and settings;
 # the manifest records it, and an index made by another version is rebuilt.
-CHUNKER_VERSION = 5
+CHUNKER_VERSION = 6
 
 _ABBREVIATIONS = {
     "mr",

@@ -178,13 +178,16 @@ def parse_document(path: Path, text: str, sha256: str, warn: Callable[[str], Non
             labels=tuple(lb for lb, _ in labelled),
             metadata=meta,
         )
+    labels: tuple[str, ...] = ()
     if suffix in (".html", ".htm"):
         meta, blocks = parse_html(text)
+        paragraphs = tuple(clean_paragraphs(blocks))
     elif suffix in (".md", ".markdown"):
-        meta, blocks = parse_markdown(text, str(path), warn)
+        meta, found, sections = parse_markdown(text, str(path), warn)
+        paragraphs, labels = tuple(found), tuple(sections)
     else:
-        meta, blocks = {}, [(b, True) for b in split_blocks(text)]
-    paragraphs = tuple(clean_paragraphs(blocks))
+        meta, body = plain_title(text)
+        paragraphs = tuple(clean_paragraphs((b, True) for b in split_blocks(body)))
     if not paragraphs:
         warn(f"skipped {path}: no text")
         return None
@@ -201,7 +204,14 @@ def parse_document(path: Path, text: str, sha256: str, warn: Callable[[str], Non
         sha256=sha256,
         paragraphs=paragraphs,
         metadata=meta,
+        labels=labels,
     )
+
+
+def plain_title(text: str) -> tuple[dict[str, str], str]:
+    """A plain text's title: a first line of its own, followed by a blank line, then the body."""
+    m = re.match(r"\A\s*([^\n]{1,200}?)[ \t]*\r?\n[ \t]*\r?\n(?=\s*\S)", text)
+    return ({"title": m.group(1).strip()}, text[m.end() :]) if m else ({}, text)
 
 
 def split_blocks(text: str) -> list[str]:
@@ -261,25 +271,35 @@ def parse_front_matter(text: str) -> tuple[dict[str, str] | None, str]:
 
 def parse_markdown(
     text: str, name: str, warn: Callable[[str], None]
-) -> tuple[dict[str, str], list[tuple[str, bool]]]:
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Front matter, paragraphs, and their citation labels: headings are not paragraphs but name the
+    section of the paragraphs under them ("¶3, Winter care"); a first heading with no title given is the title."""
     meta, body = parse_front_matter(text)
     if meta is None:
         warn(f"{name}: front matter is not valid YAML; its title and URL are ignored")
         meta = {}
     body = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", body)  # images
     body = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", body)  # links keep their text
-    blocks: list[tuple[str, bool]] = []
+    sections: list[tuple[str, list[tuple[str, bool]]]] = [("", [])]
     for block in split_blocks(body):
         heading = re.match(r"^#{1,6}\s+(.*)", block)
         if heading:
+            label = re.sub(r"(\*\*|__|`|#+\s*$)", "", heading.group(1)).strip()
             if "title" not in meta:
-                meta["title"] = heading.group(1).strip()
-            blocks.append((heading.group(1), False))
+                meta["title"] = label
+                label = ""  # the document's title names no section
+            sections.append((label, []))
             continue
         block = re.sub(r"(^|\s)([-*+]|\d+\.)\s+", r"\1", block)  # list markers
         block = re.sub(r"(\*\*|__|`)", "", block)
-        blocks.append((block, True))
-    return meta, blocks
+        sections[-1][1].append((block, True))
+    paragraphs: list[str] = []
+    labels: list[str] = []
+    for section, blocks in sections:
+        for paragraph in clean_paragraphs(blocks):
+            paragraphs.append(paragraph)
+            labels.append(f"¶{len(paragraphs)}, {section}" if section else f"¶{len(paragraphs)}")
+    return meta, paragraphs, labels
 
 
 class _ArticleParser(HTMLParser):

@@ -437,6 +437,7 @@ def _build(
         "lexical": f"lexical.{generation}",
     }
     written = _file_names(files)
+    live = _listed(directory / MANIFEST, retired=False)  # the generation readers use now
     # Name the files before writing them: whatever a crash leaves behind is known to be ours.
     _write(directory / JOURNAL, json.dumps({"files": written}).encode())
     try:
@@ -470,6 +471,7 @@ def _build(
             "sources": [str(p) for p in paths],
             "documents": {d.id: _file_entry(d) for d in loaded.documents},
             "checksums": {n: [(directory / n).stat().st_size, digest(directory / n)] for n in written},
+            "retired": live,
         }
         tmp = directory / f"{MANIFEST}.tmp"
         _write(tmp, json.dumps(manifest, indent=1).encode())
@@ -478,7 +480,9 @@ def _build(
             (directory / name).unlink(missing_ok=True)
         raise
     os.replace(tmp, directory / MANIFEST)
-    for name in set(ours) - set(written):  # the previous generation and interrupted builds: ours alone
+    # The generation just replaced stays until the next build: a reader that read the old manifest a moment
+    # ago can still open its files. Older generations and interrupted builds go, and nothing but ours.
+    for name in set(ours) - set(written) - set(live):
         (directory / name).unlink(missing_ok=True)
     (directory / JOURNAL).unlink(missing_ok=True)
     removed = len(set(previous.index.documents) - {d.id for d in loaded.documents}) if previous else 0
@@ -609,12 +613,15 @@ def _file_names(files: dict[str, str]) -> list[str]:
     ]
 
 
-def _listed(path: Path) -> list[str]:
-    """The data files a manifest or journal names; nothing when it is missing or unreadable."""
+def _listed(path: Path, retired: bool = True) -> list[str]:
+    """The data files a manifest or journal names (with the generation it retired, unless not
+    `retired`); nothing when it is missing or unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         files = data.get("files", {})
         names = _file_names(files) if isinstance(files, dict) else list(files)
+        if retired:
+            names += list(data.get("retired", []))
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return []
     return [n for n in names if isinstance(n, str) and "/" not in n and n not in (MANIFEST, JOURNAL)]
