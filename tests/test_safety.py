@@ -394,3 +394,13 @@ def test_a_number_with_thousands_separators_is_one_term() -> None:
     from cablebot.lexical import terms
 
     assert terms("30,000 officers on the 1,926 mile border") == ["30000", "offic", "1926", "mile", "border"]
+
+
+def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
+    elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
+    elsewhere.mkdir()
+    env = {"XDG_DATA_HOME": str(data), "CABLEBOT_CONFIG": ""}
+    out = run_cli("ask", QUESTION, cwd=elsewhere, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "125" in out.stdout and list(elsewhere.iterdir()) == []  # nothing made in the current folder
+    assert (data / "cablebot" / "index" / "manifest.json").is_file()

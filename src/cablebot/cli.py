@@ -133,38 +133,37 @@ def _filter(args: argparse.Namespace):
     return Filter(args.origin, args.since, args.until, args.classification, args.doc)
 
 
-def _progress(total: int, every: float = 10.0) -> Callable[[int], None] | None:
-    """A progress bar (count, rate, ETA) on a terminal; without one (a service, CI, `2>log`), a line every
-    `every` seconds."""
-    import shutil
+def _progress(total: int, every: float | None = None) -> Callable[[int], None]:
+    """Embedding progress on stderr (count, rate, time left).
+
+    Redrawn in place on a terminal (also under `script`, whatever width it
+    reports); without one (a service, CI, `2>log`), a line every `every` (10) seconds.
+    """
     import time
 
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        width = shutil.get_terminal_size((80, 24)).columns or 80  # `script` may report a width of 0
-        bar = tqdm(total=total, unit="sentence", desc="embedding", file=sys.stderr, leave=True, ncols=width)
-
-        def tick(n: int) -> None:
-            bar.update(n)
-            if bar.n >= total:
-                bar.close()
-
-        return tick
+    terminal = sys.stderr.isatty()
+    every = every if every is not None else (0.2 if terminal else 10.0)
     started = last = time.monotonic()
     done = 0
 
-    def line(n: int) -> None:
+    def tick(n: int) -> None:
         nonlocal done, last
         done += n
         now = time.monotonic()
-        if now - last >= every or done >= total:
-            last = now
-            rate = done / max(now - started, 1e-9)
-            eta = (total - done) / rate if rate else 0.0
-            _warn(f"embedding: {done}/{total} sentences, {rate:.0f}/s, {eta:.0f} s left")
+        if now - last < every and done < total:
+            return
+        last = now
+        rate = done / max(now - started, 1e-9)
+        line = (
+            f"embedding: {done}/{total} sentences, {rate:.0f}/s, {(total - done) / rate if rate else 0:.0f} s left"
+        )
+        if terminal:
+            sys.stderr.write(f"\r{line}\033[K" + ("\n" if done >= total else ""))
+            sys.stderr.flush()
+        else:
+            _warn(line)
 
-    return line
+    return tick
 
 
 def _interruptible() -> None:

@@ -85,12 +85,21 @@ def _find_config(explicit: str | Path | None) -> Path | None:
     return local if local.is_file() else None
 
 
+def user_data() -> Path:
+    """Where cablebot keeps what it makes when run outside a project: ~/.local/share/cablebot on Linux."""
+    import platformdirs
+
+    return platformdirs.user_data_path("cablebot")
+
+
 def load_settings(config: str | Path | None = None, index_dir: str | Path | None = None) -> Settings:
     """Settings for one run: defaults < config file < CABLEBOT_* variables < --index."""
     names = {f.name for f in fields(Settings)}
     values: dict[str, object] = {}
     path = _find_config(config)
-    if path is not None:
+    if path is None:  # no project folder: keep the index and feedback in the user's data directory, not here
+        values.update(index_dir=user_data() / "index", feedback_path=user_data() / "feedback.jsonl")
+    else:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
