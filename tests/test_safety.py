@@ -126,15 +126,20 @@ def test_indexing_one_more_file_keeps_the_rest_and_remove_drops_a_source(tmp_pat
     assert run_cli("index", "--index", str(index), str(folder)).returncode == 0
     out = run_cli("index", "--index", str(index), str(extra))
     assert out.returncode == 0 and "indexed 3 documents" in out.stderr and "0 documents removed" in out.stderr
+    out = run_cli("remove", "--index", str(index), "harbour")  # a document, by its id
+    assert out.returncode == 0 and "indexed 2 documents" in out.stderr
+    assert "indexed 2 documents" in run_cli("--index", str(index), "index").stderr  # stays out of rescans
     (folder / "mine.txt").unlink()
     out = run_cli("--index", str(index), "index")  # no path: every recorded source again
-    assert "indexed 2 documents" in out.stderr and "1 document removed" in out.stderr
+    assert "indexed 1 document " in out.stderr and "1 document removed" in out.stderr
+    out = run_cli("index", "--index", str(index), str(folder))  # naming its folder again brings it back
+    assert sorted(Index.load(index).documents) == ["bikes", "harbour"]
     out = run_cli("remove", "--index", str(index), str(extra))
     assert out.returncode == 0 and "indexed 1 document " in out.stderr
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["sources"] == [str(folder.resolve())]
+    assert manifest["sources"] == [str(folder.resolve())] and manifest["excluded"] == []
     out = run_cli("remove", "--index", str(index), str(tmp_path / "never-added"))
-    assert out.returncode == 1 and "is not a source" in out.stderr
+    assert out.returncode == 1 and "is neither a source nor a document" in out.stderr
 
 
 def test_claim_refuses_a_file_in_place_of_a_directory(tmp_path: Path) -> None:

@@ -104,9 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     remove = sub.add_parser(
         "remove",
         parents=[common],
-        help="drop files or folders (as given to `cablebot index`) from the index",
+        help="drop files or folders (as given to `cablebot index`), or documents by id, from the index",
     )
-    remove.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="recorded files or folders to drop")
+    remove.add_argument("paths", nargs="+", metavar="PATH|ID", help="recorded files or folders, or document ids")
     return parser
 
 

@@ -75,15 +75,15 @@ class Conversation:
         self.answers.append(answer)
 
 
-def recorded_sources(index_dir: Path) -> list[Path]:
-    """The files and folders an index was built from, as its manifest records them (none if unreadable)."""
+def _recorded(index_dir: Path) -> dict:
+    """The parts of an index's manifest a rebuild starts from (empty when there is none to read)."""
     import json
 
     try:
-        sources = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8")).get("sources", [])
-        return [Path(p) for p in sources if isinstance(p, str)]
-    except (OSError, ValueError, AttributeError):
-        return []
+        manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+        return manifest if isinstance(manifest, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def build(
@@ -92,7 +92,7 @@ def build(
     embedder: Embedder | None = None,
     warn: Callable[[str], None] = _stderr,
     progress=None,
-    remove: Sequence[Path] = (),
+    remove: Sequence[str] = (),
 ) -> BuildReport:
     """Add `paths` to the index in the configured directory, or re-scan what it was built from.
 
@@ -100,21 +100,33 @@ def build(
     are added to them (or updated), and with no `paths` all of them are
     scanned again, so files deleted since drop out. The first build of an
     index with no `paths` indexes the configured corpus. `remove` drops
-    recorded sources. Only documents whose content changed are parsed and
-    embedded again.
+    recorded sources, or documents by id (their files are then left out of
+    later scans until a path holding them is indexed again). Only documents
+    whose content changed are parsed and embedded again.
     """
     from cablebot.embedding import load_embedder
     from cablebot.index import build_index
 
-    recorded = recorded_sources(settings.index_dir)
-    dropped = {Path(p).resolve() for p in remove}
-    unknown = sorted(str(p) for p in dropped - set(recorded))
-    if unknown:
-        listed = ", ".join(map(str, recorded)) or "none"
-        raise CablebotError(f"{unknown[0]} is not a source of {settings.index_dir} (its sources: {listed})")
+    manifest = _recorded(settings.index_dir)
+    recorded = [Path(p) for p in manifest.get("sources", []) if isinstance(p, str)]
+    excluded = [Path(p) for p in manifest.get("excluded", []) if isinstance(p, str)]
+    documents = manifest.get("documents", {})
+    dropped = set()
+    for item in remove:
+        if Path(item).resolve() in recorded:
+            dropped.add(Path(item).resolve())
+        elif item in documents:
+            excluded.append(Path(documents[item]["path"]))
+        else:
+            listed = ", ".join(map(str, recorded)) or "none"
+            raise CablebotError(
+                f"{item} is neither a source nor a document of {settings.index_dir} (its sources: {listed})"
+            )
     sources = [p for p in recorded if p not in dropped]
     if paths:
-        sources += [p for p in (Path(x).resolve() for x in paths) if p not in sources]
+        added = [Path(x).resolve() for x in paths]
+        sources += [p for p in added if p not in sources]
+        excluded = [e for e in excluded if not any(e == a or a in e.parents for a in added)]
     elif not recorded:
         sources = [Path(p).resolve() for p in settings.corpus_paths]
     if not sources:
@@ -135,6 +147,7 @@ def build(
         s.index_approximate_above,
         s.index_follow_links,
         int(s.index_max_file_mb * 1_000_000),
+        excluded,
     )
 
 

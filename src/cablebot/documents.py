@@ -423,6 +423,7 @@ def load_documents(
     known: dict[str, Known] | None = None,
     follow_links: bool = False,
     max_bytes: int = MAX_BYTES,
+    excluded: Iterable[Path] = (),
 ) -> Loaded:
     """Every readable document under `paths`, parsing only files that changed since `known`.
 
@@ -437,7 +438,10 @@ def load_documents(
         loaded.skipped += 1
         warn(message)
 
+    left_out = {str(p) for p in excluded}  # documents removed by id: their files stay out
     for path in iter_files(paths, missing, follow_links, max_bytes):
+        if str(path) in left_out:
+            continue
         doc = _reuse(path, known.get(str(path)))
         if doc is None:
             try:

@@ -335,6 +335,7 @@ def build_index(
     approximate_above: int = APPROXIMATE_ABOVE,
     follow_links: bool = False,
     max_bytes: int = MAX_BYTES,
+    excluded: Sequence[Path] = (),
 ) -> BuildReport:
     """Index the files under `paths` into `directory` (symbolic links in folders followed only if asked).
 
@@ -349,7 +350,7 @@ def build_index(
     with _writer_lock(directory, warn):
         return _build(
             paths, embedder, directory, chunk_tokens, chunk_overlap, batch_size, warn, progress,
-            approximate_above, follow_links, max_bytes, started,
+            approximate_above, follow_links, max_bytes, excluded, started,
         )  # fmt: skip
 
 
@@ -385,6 +386,7 @@ def _build(
     approximate_above: int,
     follow_links: bool,
     max_bytes: int,
+    excluded: Sequence[Path],
     started: float,
 ) -> BuildReport:
     import faiss
@@ -393,7 +395,7 @@ def _build(
     ours = claim(directory)
     chunker = chunker_settings(chunk_tokens, chunk_overlap)
     previous = _previous(directory, embedder, chunker)
-    loaded = load_documents(paths, warn, previous.known if previous else None, follow_links, max_bytes)
+    loaded = load_documents(paths, warn, previous.known if previous else None, follow_links, max_bytes, excluded)
     if not loaded.documents:
         raise CablebotError("no documents to index (supported: .txt, .md, .html)")
 
@@ -469,6 +471,7 @@ def _build(
             "chunks": len(chunks),
             "sentences": len(texts),
             "sources": [str(p) for p in paths],
+            "excluded": [str(p) for p in excluded],
             "documents": {d.id: _file_entry(d) for d in loaded.documents},
             "checksums": {n: [(directory / n).stat().st_size, digest(directory / n)] for n in written},
             "retired": live,
