@@ -49,8 +49,7 @@ def small_bot(tmp_path_factory: pytest.TempPathFactory) -> Cablebot:
     docs.mkdir()
     for name, text in FACTS.items():
         (docs / f"{name}.txt").write_text(text, encoding="utf-8")
-    untrained = Reader((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
-    return Cablebot(Settings(index_dir=root / "index", corpus_paths=(docs,)), lambda m: None, untrained)
+    return Cablebot(Settings(index_dir=root / "index", corpus_paths=(docs,)), lambda m: None, Reader.untrained())
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +111,7 @@ def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Ca
     lines = report.lines()
     assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")
     assert "calibration" in lines[1] and len(lines) > 2
-    assert all(0.0 <= c <= 1.0 for c in report.confidence or [])
+    assert all(0.0 <= c <= 1.0 for c in report.confidence)
 
 
 def test_feedback_becomes_training_questions(small_bot: Cablebot, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from cablebot.documents import Document
-from cablebot.reading import Candidate, Reader, analyse, candidates, focus
+from cablebot.reading import Candidate, Question, Reader, analyse, candidates, focus
 from cablebot.retrieval import Hit, Retriever
 
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -126,6 +126,21 @@ def _metadata_answer(
     )
 
 
+def read(
+    question: str,
+    hits: list[Hit],
+    retriever: Retriever,
+    k: int,
+    context: str = "",
+    previous: Answer | None = None,
+) -> tuple[Question, list[Candidate]]:
+    """The question analysed, and every sentence of `hits` as a candidate with its features: what the
+    reader scores when answering, and what `cablebot train` learns from."""
+    earlier = (previous.citations[0].source, previous.text) if previous and previous.citations else ("", "")
+    q = analyse(question, retriever.term_weight, retriever.max_weight, context, earlier)
+    return q, candidates(q, hits, k)
+
+
 def choose_answer(
     question: str,
     hits: list[Hit],
@@ -147,9 +162,8 @@ def choose_answer(
         answer = _metadata_answer(question, field, hits, documents, previous)
         if answer is not None:
             return answer
-    earlier = (previous.citations[0].source, previous.text) if previous and previous.citations else ("", "")
-    q = analyse(question, retriever.term_weight, retriever.max_weight, context, earlier)
-    scored = [(reader.logit(c.features), c) for c in candidates(q, hits, k)]
+    q, found = read(question, hits, retriever, k, context, previous)
+    scored = [(reader.logit(c.features), c) for c in found]
     if not scored:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits))
     best_logit, best = max(scored, key=lambda s: s[0])

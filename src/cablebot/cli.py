@@ -300,15 +300,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cablebot.reading import FEATURES, MODEL_PATH, Reader
+    from cablebot.reading import MODEL_PATH, Reader
     from cablebot.training import run
 
     try:
         import sklearn  # noqa: F401 - fitting needs it; answering only reads the JSON it writes
     except ImportError as e:
         raise CablebotError("cablebot train needs scikit-learn: pip install -e '.[train]'") from e
-    untrained = Reader((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
-    bot = _bot(args, reader=untrained)
+    bot = _bot(args, reader=Reader.untrained())
     run(bot, args.questions, args.out or MODEL_PATH, args.feedback, say=_warn)
     return 0
 

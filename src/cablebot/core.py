@@ -75,17 +75,6 @@ class Conversation:
         self.answers.append(answer)
 
 
-def _recorded(index_dir: Path) -> dict:
-    """The parts of an index's manifest a rebuild starts from (empty when there is none to read)."""
-    import json
-
-    try:
-        manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
-        return manifest if isinstance(manifest, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def build(
     settings: Settings,
     paths: Sequence[Path] | None = None,
@@ -105,9 +94,9 @@ def build(
     whose content changed are parsed and embedded again.
     """
     from cablebot.embedding import load_embedder
-    from cablebot.index import build_index
+    from cablebot.index import MANIFEST, build_index, read_json_object
 
-    manifest = _recorded(settings.index_dir)
+    manifest = read_json_object(settings.index_dir / MANIFEST)
     recorded = [Path(p) for p in manifest.get("sources", []) if isinstance(p, str)]
     excluded = [Path(p) for p in manifest.get("excluded", []) if isinstance(p, str)]
     documents = manifest.get("documents", {})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from cablebot.cables import looks_like_cable, parse_cable
 
@@ -114,14 +115,14 @@ def _regular(path: Path, warn: Callable[[str], None], follow_links: bool, max_by
         warn(f"skipped {path}: a symbolic link (index with --follow-links to follow)")
         return
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
     except OSError as e:  # a dangling link or a loop
         warn(f"skipped {path}: {e.strerror or e}")
         return
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(st.st_mode):
         warn(f"skipped {path}: not a regular file")
         return
-    size = path.stat().st_size
+    size = st.st_size
     if size > max_bytes:
         warn(f"skipped {path}: {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit ([index] max_file_mb)")
         return
@@ -193,7 +194,7 @@ def parse_document(path: Path, text: str, sha256: str, warn: Callable[[str], Non
         return None
     title = " ".join(meta.pop("title", "").split())[:300] or path.stem.replace("-", " ").replace("_", " ")
     url = meta.pop("url", None) or None
-    if url and not re.fullmatch(r"https?://[^\s<>()\[\]]+", url):
+    if url and not safe_url(url):
         warn(f"{path}: ignored the URL {url[:80]!r}: only plain http(s) addresses are cited")
         url = None
     return Document(
@@ -206,6 +207,20 @@ def parse_document(path: Path, text: str, sha256: str, warn: Callable[[str], Non
         metadata=meta,
         labels=labels,
     )
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is a plain http(s) address, shown as itself wherever it is rendered, else None.
+
+    Titles and URLs come from the documents: a crafted one must not become a
+    masked link, a `javascript:` URL or markdown in a citation.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"[\s<>()\[\]`*|]", url):
+        return None
+    return url
 
 
 def plain_title(text: str) -> tuple[dict[str, str], str]:

@@ -10,7 +10,7 @@
 
 The unit embedded is the sentence, not the chunk: a chunk is as close to a
 question as its closest sentence. Short, paraphrased questions find their
-answer sentence more often that way (bench/README.md has the figures), and the
+answer sentence more often that way (README.md, Answer quality, has the figures), and the
 reader gets each candidate sentence's own similarity at no extra encoding.
 Identical sentences are embedded once.
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cablebot.embedding import Embedder
 
 FORMAT_VERSION = 2
-APPROXIMATE_ABOVE = 200_000  # chunks; more get an approximate (IVF) FAISS index
+APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
 EXACT_FILTERED = 20_000  # a filter allowing at most this many sentence vectors is searched exactly
 MANIFEST = "manifest.json"
@@ -122,9 +122,7 @@ class Index:
     def read_manifest(directory: Path) -> dict[str, Any]:
         path = directory / MANIFEST
         if not path.is_file():
-            if directory.is_dir() and any(
-                p.name not in ("README.md", ".gitkeep", LOCK) for p in directory.iterdir()
-            ):
+            if directory.is_dir() and _foreign(directory):
                 raise CablebotError(
                     f"{directory} is not a usable index: it has no {MANIFEST} but holds other files; "
                     f"rebuild into a new directory with: {REBUILD} --index NEW_DIR PATH..."
@@ -341,7 +339,7 @@ def build_index(
 
     Unchanged files (by size and mtime, else content hash) are neither parsed
     nor embedded again: their chunks and vectors come from the previous index.
-    `progress(total)` may return a callback told how many chunks each
+    `progress(total)` may return a callback told how many sentences each
     embedding batch finished.
     """
     started = time.monotonic()
@@ -392,7 +390,10 @@ def _build(
     import faiss
     import numpy as np
 
-    ours = claim(directory)
+    recorded = read_json_object(directory / MANIFEST)
+    live = _names(recorded)  # the generation readers use now
+    # Every file an earlier build wrote: the live and retired generations, and an interrupted build's.
+    ours = {*_names(recorded, retired=True), *_names(read_json_object(directory / JOURNAL)), f"{MANIFEST}.tmp"}
     chunker = chunker_settings(chunk_tokens, chunk_overlap)
     previous = _previous(directory, embedder, chunker)
     loaded = load_documents(paths, warn, previous.known if previous else None, follow_links, max_bytes, excluded)
@@ -428,9 +429,7 @@ def _build(
         matrix[todo] = embedder.embed_documents([texts[i] for i in todo], batch_size, tick)
 
     vectors, kind = vector_index(matrix, approximate_above)
-    generation = 1 + max(
-        (int(n.split(".")[1]) for n in ours if n.split(".")[1:2] and n.split(".")[1].isdigit()), default=0
-    )
+    generation = 1 + max((int(part) for n in ours for part in n.split(".")[1:2] if part.isdigit()), default=0)
     files = {
         "vectors": f"vectors.{generation}.faiss",
         "sentences": f"sentences.{generation}.npz",
@@ -439,7 +438,6 @@ def _build(
         "lexical": f"lexical.{generation}",
     }
     written = _file_names(files)
-    live = _listed(directory / MANIFEST, retired=False)  # the generation readers use now
     # Name the files before writing them: whatever a crash leaves behind is known to be ours.
     _write(directory / JOURNAL, json.dumps({"files": written}).encode())
     try:
@@ -485,7 +483,7 @@ def _build(
     os.replace(tmp, directory / MANIFEST)
     # The generation just replaced stays until the next build: a reader that read the old manifest a moment
     # ago can still open its files. Older generations and interrupted builds go, and nothing but ours.
-    for name in set(ours) - set(written) - set(live):
+    for name in ours - set(written) - set(live):
         (directory / name).unlink(missing_ok=True)
     (directory / JOURNAL).unlink(missing_ok=True)
     removed = len(set(previous.index.documents) - {d.id for d in loaded.documents}) if previous else 0
@@ -616,38 +614,48 @@ def _file_names(files: dict[str, str]) -> list[str]:
     ]
 
 
-def _listed(path: Path, retired: bool = True) -> list[str]:
-    """The data files a manifest or journal names (with the generation it retired, unless not
-    `retired`); nothing when it is missing or unreadable."""
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`, or {} when it is missing, unreadable or not an object (for rebuilds,
+    which start from what an earlier index recorded, if anything; `Index.load` is the strict reader)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        files = data.get("files", {})
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _names(record: dict[str, Any], retired: bool = False) -> list[str]:
+    """The data files a manifest or journal names (with the generation it retired, if `retired`)."""
+    files = record.get("files", {})
+    try:
         names = _file_names(files) if isinstance(files, dict) else list(files)
         if retired:
-            names += list(data.get("retired", []))
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            names += list(record.get("retired", []))
+    except (KeyError, TypeError):
         return []
     return [n for n in names if isinstance(n, str) and "/" not in n and n not in (MANIFEST, JOURNAL)]
 
 
-def claim(directory: Path) -> list[str]:
-    """The files of `directory` cablebot wrote (and may replace); refuse a directory that holds others.
+def _foreign(directory: Path) -> list[str]:
+    """Files of `directory` that are neither an index's nor a README or .gitkeep, sorted."""
+    return sorted(p.name for p in directory.iterdir() if p.name not in ("README.md", ".gitkeep", LOCK))
 
-    A directory is ours when it is new, empty (a README or .gitkeep aside), or
-    holds a manifest or build journal of ours. Only the files these name are
-    ever deleted; anything else in the directory is left alone.
+
+def claim(directory: Path) -> None:
+    """Refuse to write into a directory that holds files cablebot did not write.
+
+    A directory is cablebot's when it is new, empty (a README or .gitkeep
+    aside), or holds a manifest or build journal: only the files those name
+    are ever deleted, and anything else in it is left alone.
     """
     if not directory.exists():
-        return []
+        return
     if not directory.is_dir():
         raise CablebotError(f"{directory} is not a directory")
-    manifest, journal = directory / MANIFEST, directory / JOURNAL
-    if not manifest.exists() and not journal.exists():
-        others = sorted(p.name for p in directory.iterdir() if p.name not in ("README.md", ".gitkeep", LOCK))
+    if not (directory / MANIFEST).exists() and not (directory / JOURNAL).exists():
+        others = _foreign(directory)
         if others:
             raise CablebotError(
                 f"{directory} holds files cablebot did not write (e.g. {others[0]}) and no index; "
                 "choose a new or empty directory for the index"
             )
-        return []
-    return [*_listed(manifest), *_listed(journal), f"{MANIFEST}.tmp"]

@@ -32,8 +32,6 @@ MODEL_PATH = Path(__file__).parent / "data" / "reader.json"
 
 # --- What the question asks for ---------------------------------------------------------
 
-KINDS = ("number", "date", "person", "place", "organization", "reason", "other")
-
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty"
     r"|hundred|thousand|dozen|dozens|hundreds|thousands|twice|half"
@@ -346,7 +344,8 @@ def candidates(q: Question, hits: Sequence[Hit], k: int) -> list[Candidate]:
         previous: set[str] = set()
         for j, (a, b) in enumerate(spans):
             sentence = text[a:b]
-            words = set(terms(sentence))
+            sentence_terms = terms(sentence)
+            words = set(sentence_terms)
             key = (hit.chunk.doc_id, sentence)
             if sentence.endswith("?") or key in seen or not words:
                 previous = words
@@ -355,7 +354,7 @@ def candidates(q: Question, hits: Sequence[Hit], k: int) -> list[Candidate]:
             span, closeness = focus(q.kind, sentence, q.text, qset)
             fits = span is not None
             cause = q.kind == "reason" and bool(_CAUSE.search(sentence))
-            pairs = len(q.pairs & set(pairwise(terms(sentence)))) / len(q.pairs) if q.pairs else 0.0
+            pairs = len(q.pairs & set(pairwise(sentence_terms))) / len(q.pairs) if q.pairs else 0.0
             features = (
                 hit.sentence_scores[j] if j < len(hit.sentence_scores) else hit.score,
                 hit.score,
@@ -421,6 +420,11 @@ class Reader:
     calibration: tuple[float, float]  # confidence = sigmoid(a * best score's logit + b)
     threshold: float  # abstain below this confidence
     unsure_below: float  # answers below this confidence are marked "not sure"
+
+    @classmethod
+    def untrained(cls) -> Reader:
+        """All-zero weights: for loading the index to train a reader, whatever the shipped one expects."""
+        return cls((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
 
     def logit(self, features: Iterable[float]) -> float:
         return self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))

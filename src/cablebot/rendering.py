@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from typing import Any
-from urllib.parse import urlsplit
 
 from cablebot.answering import Answer
+from cablebot.documents import safe_url
 
 
 def to_json(answer: Answer) -> dict[str, Any]:
@@ -108,20 +107,6 @@ def clip(text: str, limit: int) -> str:
         return room[: cut + 1] + "…"
     space = room.rfind(" ")
     return (room[:space] if space >= limit // 2 else room).rstrip() + "…"
-
-
-def safe_url(url: str | None) -> str | None:
-    """`url` if it is a plain http(s) address Discord will show as itself, else None.
-
-    Titles and URLs come from the documents: a crafted one must not become a
-    masked link, a `javascript:` URL or markdown in the bot's reply.
-    """
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"[\s<>()\[\]`*|]", url):
-        return None
-    return url
 
 
 def _escape(text: str) -> str:

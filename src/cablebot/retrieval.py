@@ -78,6 +78,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.max_weight = math.log(1 + 2 * max(1, len(index.chunks)))
+        self._filtered: dict[Filter, tuple[int, np.ndarray]] = {}
 
     def term_weight(self, term: str) -> float:
         """Inverse chunk frequency of a term; terms the corpus never uses weigh most of all."""
@@ -93,13 +94,22 @@ class Retriever:
 
     def matching_documents(self, where: Filter) -> int:
         """How many indexed documents the filter allows."""
-        return sum(where.matches(doc) for doc in self.index.documents.values())
+        return self._allowed(where)[0]
 
-    def _allowed_rows(self, where: Filter) -> np.ndarray:
+    def _allowed(self, where: Filter) -> tuple[int, np.ndarray]:
+        """How many documents `where` allows, and which chunk rows: worked out once per filter, since a
+        question checks its filter and then searches with it, and a batch or chat reuses one filter."""
         import numpy as np
 
-        ok = {doc_id for doc_id, doc in self.index.documents.items() if where.matches(doc)}
-        return np.fromiter((c.doc_id in ok for c in self.index.chunks), dtype=bool, count=len(self.index.chunks))
+        if where not in self._filtered:
+            if len(self._filtered) >= 16:
+                self._filtered.clear()
+            ok = {doc_id for doc_id, doc in self.index.documents.items() if where.matches(doc)}
+            rows = np.fromiter(
+                (c.doc_id in ok for c in self.index.chunks), dtype=bool, count=len(self.index.chunks)
+            )
+            self._filtered[where] = (len(ok), rows)
+        return self._filtered[where]
 
     def search(self, query: str, k: int, where: Filter | None = None, expand: int = 0) -> list[Hit]:
         """The `k` best chunks for `query` among the documents `where` allows; scores are cosine similarities.
@@ -108,10 +118,9 @@ class Retriever:
         point at most follow: the answer is often a few paragraphs from the
         passages that matched the question best.
         """
-
         vector = self.embedder.embed_query(query)
         pool = max(50, 5 * k)
-        mask = self._allowed_rows(where) if where else None
+        mask = self._allowed(where)[1] if where else None
         if mask is not None and not mask.any():
             return []
         dense = self.index.search(vector, pool, mask)

@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cablebot.answering import Answer, Citation
+from cablebot.answering import Answer, Citation, read
 from cablebot.core import Cablebot, Conversation
 from cablebot.evaluation import Question, holds_answer, load_conversations, right_document
-from cablebot.reading import FEATURES, Reader, analyse, candidates
+from cablebot.reading import FEATURES, Reader
 
 FOLDS = 5
 SEED = 13
@@ -53,11 +53,7 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[
         for q in turns:
             context, previous = conversation.context_for(q.question)
             hits = bot.retrieve(q.question, context)
-            earlier = (
-                (previous.citations[0].source, previous.text) if previous and previous.citations else ("", "")
-            )
-            analysed = analyse(q.question, bot.retriever.term_weight, bot.retriever.max_weight, context, earlier)
-            cands = candidates(analysed, hits, bot.settings.answer_k)
+            _, cands = read(q.question, hits, bot.retriever, bot.settings.answer_k, context, previous)
             features = np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
             labels = np.array(
                 [q.answerable and holds_answer(c.text, q.answers) and right_document(c.hit.chunk.doc_id, q.doc)
@@ -175,8 +171,8 @@ class Report:
     unanswerable: int = 0
     abstained_right: int = 0  # abstentions on unanswerable questions
     false_abstained: int = 0
-    confidence: list[float] | None = None
-    right: list[bool] | None = None
+    confidence: list[float] = field(default_factory=list)
+    right: list[bool] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         n, u = self.answerable, self.unanswerable
@@ -185,7 +181,7 @@ class Report:
             f"abstain={self.abstained_right / max(u, 1):.3f} false_abstain={self.false_abstained / max(n, 1):.3f}",
             "calibration (confidence decile: questions, mean confidence, share right):",
         ]
-        conf, right = np.array(self.confidence or []), np.array(self.right or [], dtype=bool)
+        conf, right = np.array(self.confidence), np.array(self.right, dtype=bool)
         for lo in np.arange(0.0, 1.0, 0.1):
             sel = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
             if sel.any():
@@ -197,7 +193,7 @@ class Report:
 def cross_validate(examples: Sequence[Example], max_false: float = MAX_FALSE) -> Report:
     """Nested: each outer fold is scored by a reader (weights, calibration, threshold) trained without it."""
     folds = _folds(examples, FOLDS, SEED + 1)
-    report = Report(confidence=[], right=[])
+    report = Report()
     for f in range(FOLDS):
         train_set = [e for e, k in zip(examples, folds, strict=True) if k != f]
         test = [e for e, k in zip(examples, folds, strict=True) if k == f]
@@ -206,8 +202,8 @@ def cross_validate(examples: Sequence[Example], max_false: float = MAX_FALSE) ->
         for e, lg, rt in zip(test, logits, right, strict=True):
             conf = reader.confidence(float(lg))
             answers = conf >= reader.threshold
-            report.confidence.append(conf)  # type: ignore[union-attr]
-            report.right.append(bool(rt))  # type: ignore[union-attr]
+            report.confidence.append(conf)
+            report.right.append(bool(rt))
             if e.question.answerable:
                 report.answerable += 1
                 report.answered_right += answers and rt
