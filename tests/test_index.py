@@ -118,17 +118,9 @@ def test_a_small_filtered_set_is_found_whole_in_an_approximate_index_of_300k_vec
     assert kind.startswith("IVF")
     vectors.make_direct_map()  # as Index.load does for an inverted file
     chunks = [Chunk(f"d{i // per_doc}", 1, 0, 1, "x", "¶1") for i in range(n)]
-    one_sentence_each = np.arange(n + 1, dtype=np.int64)
-    index = Index(
-        Path("."),
-        {"faiss": kind, "nprobe": 32},
-        {},
-        chunks,
-        vectors,
-        None,
-        one_sentence_each,
-        one_sentence_each[:-1],
-    )
+    one_each = np.arange(n + 1, dtype=np.int64)
+    sentences = {"sentences": one_each[:-1], "offsets": one_each, "order": one_each[:-1], "start": one_each}
+    index = Index(Path("."), {"faiss": kind, "nprobe": 32}, None, chunks, vectors, None, sentences)
     hits = 0
     for _ in range(50):
         doc = int(rng.integers(0, n // per_doc))

@@ -255,7 +255,8 @@ def test_two_index_runs_at_once_take_turns(tmp_path: Path) -> None:
     assert sorted(Index.load(index).documents) == ["n0", "n1", "n2"]
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
     data = {p.name for p in index.iterdir()} - {"manifest.json", "index.lock"}
-    assert data == set(manifest["checksums"]) | set(manifest["retired"])  # nothing half-written is left
+    named = {name.split("/")[0] for name in manifest["checksums"]}
+    assert data == named | set(manifest["retired"])  # nothing half-written is left
 
 
 def test_loads_during_rebuilds_never_fail(tmp_path: Path, fake_embedder) -> None:
@@ -344,7 +345,7 @@ def test_an_interrupt_while_embedding_stops_within_two_seconds_and_keeps_the_ind
     first.mkdir()
     (first / "memo.txt").write_text("The embassy counted 42 trucks.", encoding="utf-8")
     assert run_cli("index", "--index", str(index), str(first)).returncode == 0
-    before = {p.name: p.read_bytes() for p in index.iterdir()}
+    before = {p.relative_to(index): p.read_bytes() for p in index.rglob("*") if p.is_file()}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cablebot.cli", "index", "--index", str(index), str(cables)],
         stderr=subprocess.PIPE,
@@ -358,17 +359,21 @@ def test_an_interrupt_while_embedding_stops_within_two_seconds_and_keeps_the_ind
     elapsed = time.monotonic() - sent
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert elapsed < 2.0, f"took {elapsed:.1f} s to stop"
-    assert {p.name: p.read_bytes() for p in index.iterdir()} == before  # exactly as it was
+    assert {
+        p.relative_to(index): p.read_bytes() for p in index.rglob("*") if p.is_file()
+    } == before  # exactly as it was
     assert sorted(Index.load(index).documents) == ["memo"]
 
 
-@pytest.mark.parametrize("damaged", ["lexical.npz", "lexical.vocab.json", "sentences", "vectors", "documents"])
+@pytest.mark.parametrize("damaged", ["lexical", "sentences", "offsets", "vectors", "documents", "chunks"])
 def test_every_damaged_index_file_is_one_line_naming_it(index_copy: Path, damaged: str) -> None:
-    files = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))["files"]
-    name = {
-        "lexical.npz": f"{files['lexical']}.npz",
-        "lexical.vocab.json": f"{files['lexical']}.vocab.json",
-    }.get(damaged, files.get(damaged))
+    manifest = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))
+    name = manifest["files"][damaged]
+    if damaged == "lexical":  # a folder: damage its largest file
+        name = max(
+            (n for n in manifest["checksums"] if n.startswith(f"{name}/")),
+            key=lambda n: manifest["checksums"][n][0],
+        )
     path = index_copy / name
     data = bytearray(path.read_bytes())
     path.write_bytes(bytes(data[: len(data) // 2]))  # truncated mid-file

@@ -94,18 +94,17 @@ def build(
     whose content changed are parsed and embedded again.
     """
     from cablebot.embedding import load_embedder
-    from cablebot.index import MANIFEST, build_index, read_json_object
+    from cablebot.index import MANIFEST, build_index, indexed_document, read_json_object
 
     manifest = read_json_object(settings.index_dir / MANIFEST)
     recorded = [Path(p) for p in manifest.get("sources", []) if isinstance(p, str)]
     excluded = [Path(p) for p in manifest.get("excluded", []) if isinstance(p, str)]
-    documents = manifest.get("documents", {})
     dropped = set()
     for item in remove:
         if Path(item).resolve() in recorded:
             dropped.add(Path(item).resolve())
-        elif item in documents:
-            excluded.append(Path(documents[item]["path"]))
+        elif doc := indexed_document(settings.index_dir, item):
+            excluded.append(Path(doc.path))
         else:
             listed = ", ".join(map(str, recorded)) or "none"
             raise CablebotError(

@@ -1,18 +1,25 @@
-"""The index: a directory of plain files, written atomically.
+"""The index: a directory of plain files, written atomically, read without loading them whole.
 
-    manifest.json           format version, model, dimension, chunker settings,
-                            document hashes, and the names of the files below
-    vectors.<gen>.faiss     the FAISS index of sentence vectors (inner product over unit vectors)
-    sentences.<gen>.npz     which sentence vectors make up each chunk, in the chunk's order
-    chunks.<gen>.jsonl      one chunk a line
-    lexical.<gen>.*         BM25 postings of the chunks (see lexical.py)
-    documents.<gen>.jsonl   one document's metadata a line
+    manifest.json              format version, model, dimension, chunker settings, sources,
+                               checksums, and the names of the files below
+    vectors.<gen>.faiss        the FAISS index of sentence vectors (inner product over unit vectors)
+    sentences.<gen>.npy        the sentence vector of each sentence of each chunk, in the chunks' order,
+    sentences.<gen>.offsets.npy  where each chunk's sentences start (chunk r: offsets[r]:offsets[r + 1]),
+    sentences.<gen>.order.npy  those entries grouped by sentence vector, and where each group
+    sentences.<gen>.start.npy  starts: the chunks holding a sentence, without a search
+    chunks.<gen>.jsonl         one chunk a line, in document order (+ .rows.npy: see store.py)
+    documents.<gen>.jsonl      one document's metadata and file a line (+ .rows.npy)
+    documents.<gen>.table.npz  per document: id, first chunk row, origin, classification, date
+    lexical.<gen>/             BM25 over the chunks (a tantivy index, see lexical.py)
 
 The unit embedded is the sentence, not the chunk: a chunk is as close to a
 question as its closest sentence. Short, paraphrased questions find their
 answer sentence more often that way (README.md, Answer quality, has the figures), and the
 reader gets each candidate sentence's own similarity at no extra encoding.
 Identical sentences are embedded once.
+
+Everything but the document table is memory-mapped: an index of millions of
+chunks opens in milliseconds, and memory holds only the pages questions touch.
 
 Data files carry a generation number and are written first; replacing
 manifest.json (one atomic rename) switches readers to them. A crash or Ctrl-C
@@ -24,24 +31,33 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document, sentence_spans
 from cablebot.documents import MAX_BYTES, Document, Known, load_documents
 from cablebot.errors import CablebotError
-from cablebot.lexical import TERMS, DamagedFile, Lexical, terms
+from cablebot.lexical import TERMS, Lexical, terms
+from cablebot.store import (
+    DamagedFile,
+    DocumentStore,
+    Records,
+    load_array,
+    save_array,
+    write_documents,
+    write_records,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
     from cablebot.embedding import Embedder
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
 EXACT_FILTERED = 20_000  # a filter allowing at most this many sentence vectors is searched exactly
@@ -49,6 +65,20 @@ MANIFEST = "manifest.json"
 JOURNAL = "building.json"  # the files a build is writing, named before it writes them
 LOCK = "index.lock"  # held by the one build writing into the directory
 REBUILD = "cablebot index"
+STALE_CHECK = 20_000  # indexes of at most this many documents check their files for changes on load
+CHECK_AT_LOAD = 64 << 20  # files up to this size are hashed on load; larger ones are checked by size (the
+# chunk and document stores also record by record, as they are read)
+FILES = {  # each file of a generation, by what it holds
+    "vectors": "vectors.{}.faiss",
+    "sentences": "sentences.{}.npy",
+    "offsets": "sentences.{}.offsets.npy",
+    "order": "sentences.{}.order.npy",
+    "start": "sentences.{}.start.npy",
+    "chunks": "chunks.{}.jsonl",
+    "documents": "documents.{}.jsonl",
+    "lexical": "lexical.{}",
+}
+SENTENCE_ARRAYS = ("sentences", "offsets", "order", "start")
 
 
 class IndexMissing(CablebotError):
@@ -75,6 +105,10 @@ class BuildReport:
     seconds: float
 
 
+def _chunk(record: dict[str, Any]) -> Chunk:
+    return Chunk(**record)
+
+
 def _corrupt(path: Path, why: object) -> CablebotError:
     return CablebotError(f"index file {path} is unreadable ({why}); rebuild it with: {REBUILD}")
 
@@ -96,27 +130,24 @@ class Index:
         self,
         directory: Path,
         manifest: dict[str, Any],
-        documents: dict[str, Document],
-        chunks: list[Chunk],
+        documents: DocumentStore,
+        chunks: Records[Chunk],
         vectors: Any,
         lexical: Lexical,
-        offsets: np.ndarray,
-        sentences: np.ndarray,
+        sentences: dict[str, np.ndarray],
     ) -> None:
-        import numpy as np
-
         self.directory = directory
         self.manifest = manifest
         self.documents = documents
         self.chunks = chunks
         self.vectors = vectors  # a faiss.Index of sentence vectors
         self.lexical = lexical
-        # Chunk r's sentences are vector rows sentences[offsets[r]:offsets[r + 1]], in reading order.
-        self.offsets = offsets
-        self.sentences = sentences
-        self._chunk_of_entry = np.repeat(np.arange(len(chunks), dtype=np.int64), np.diff(offsets))
-        self._by_sentence = np.argsort(sentences, kind="stable")  # entries grouped by sentence vector
-        self._sentence_start = np.searchsorted(sentences[self._by_sentence], np.arange(vectors.ntotal + 1))
+        # Chunk r's sentences are vector rows sentences[offsets[r]:offsets[r + 1]], in reading order;
+        # order[start[v]:start[v + 1]] are the entries holding sentence vector v.
+        self.sentences = sentences["sentences"]
+        self.offsets = sentences["offsets"]
+        self._order = sentences["order"]
+        self._start = sentences["start"]
 
     @staticmethod
     def read_manifest(directory: Path) -> dict[str, Any]:
@@ -158,31 +189,20 @@ class Index:
     @classmethod
     def _load(cls, directory: Path, manifest: dict[str, Any]) -> Index:
         import faiss
-        import numpy as np
 
         _check(directory, manifest)
         faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
-        files = manifest.get("files", {})
+        files = manifest.get("files")
+        if not isinstance(files, dict) or set(files) != set(FILES) or not all(map(_safe_name, files.values())):
+            raise _corrupt(directory / MANIFEST, "its list of files is not this format's")
+        vec_path = directory / files["vectors"]
         try:
-            vec_path = directory / files["vectors"]
-            chunk_path = directory / files["chunks"]
-            doc_path = directory / files["documents"]
-            map_path = directory / files["sentences"]
-        except (KeyError, TypeError) as e:
-            raise _corrupt(directory / MANIFEST, f"missing entry {e}") from e
-        documents: dict[str, Document] = {}
-        chunks: list[Chunk] = []
-        try:
-            for line in doc_path.read_text(encoding="utf-8").splitlines():
-                doc = Document(**json.loads(line))
-                documents[doc.id] = doc
-        except (OSError, ValueError, TypeError) as e:
-            raise _corrupt(doc_path, e) from e
-        try:
-            for line in chunk_path.read_text(encoding="utf-8").splitlines():
-                chunks.append(Chunk(**json.loads(line)))
-        except (OSError, ValueError, TypeError) as e:
-            raise _corrupt(chunk_path, e) from e
+            documents = DocumentStore(directory / files["documents"])
+            chunks = Records(directory / files["chunks"], _chunk)
+            sentences = {key: load_array(directory / files[key]) for key in SENTENCE_ARRAYS}
+            lexical = Lexical(directory / files["lexical"])
+        except DamagedFile as e:
+            raise _corrupt(e.path, e.cause) from e
         if not vec_path.is_file():
             raise _corrupt(vec_path, "missing")
         try:
@@ -193,28 +213,21 @@ class Index:
                 vectors.make_direct_map()  # for reconstruct(): re-scoring and incremental rebuilds
         except RuntimeError as e:
             raise _corrupt(vec_path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
-        try:
-            with np.load(map_path) as z:
-                offsets, sentences = z["offsets"].astype(np.int64), z["sentences"].astype(np.int64)
-        except Exception as e:  # a truncated or altered .npz fails in many ways (zipfile, numpy, KeyError)
-            raise _corrupt(map_path, e) from e
+        offsets, entries = sentences["offsets"], sentences["sentences"]
         if (
             len(offsets) != len(chunks) + 1
-            or offsets[-1] != len(sentences)
-            or (len(sentences) and (sentences.min() < 0 or sentences.max() >= vectors.ntotal))
+            or offsets[-1] != len(entries)
+            or len(sentences["order"]) != len(entries)
+            or len(sentences["start"]) != vectors.ntotal + 1
         ):
-            raise _corrupt(map_path, f"does not match the {len(chunks)} chunks and {vectors.ntotal} vectors")
+            why = f"does not match the {len(chunks)} chunks and {vectors.ntotal} vectors"
+            raise _corrupt(directory / files["sentences"], why)
         if vectors.d != manifest.get("dimension"):
             raise _corrupt(vec_path, f"{vectors.d} dimensions, the manifest says {manifest.get('dimension')}")
-        try:
-            lexical = Lexical.load(directory, files["lexical"])
-        except DamagedFile as e:
-            raise _corrupt(e.path, e.cause) from e
-        if lexical.n_rows != len(chunks):
-            raise _corrupt(
-                directory / f"{files['lexical']}.npz", f"{lexical.n_rows} rows for {len(chunks)} chunks"
-            )
-        return cls(directory, manifest, documents, chunks, vectors, lexical, offsets, sentences)
+        if lexical.n_rows != len(chunks) or documents.chunk_start[-1] != len(chunks):
+            wrong = lexical.path if lexical.n_rows != len(chunks) else documents.path
+            raise _corrupt(wrong, f"does not match the {len(chunks)} chunks")
+        return cls(directory, manifest, documents, chunks, vectors, lexical, sentences)
 
     def model_mismatch(self, model: str, dimension: int) -> str:
         """Why this index cannot be searched with `model` (vectors from another encoder mean nothing), or ""."""
@@ -226,9 +239,12 @@ class Index:
         return ""
 
     def stale_documents(self) -> list[str]:
-        """Paths of indexed files that changed or vanished since the index was built."""
+        """Paths of indexed files that changed or vanished since the index was built (checked when the index
+        has at most STALE_CHECK documents: statting a quarter of a million files would take seconds)."""
+        if len(self.documents) > STALE_CHECK:
+            return []
         stale = []
-        for entry in self.manifest.get("documents", {}).values():
+        for entry in self.documents.files():
             path = Path(entry["path"])
             try:
                 st = path.stat()
@@ -242,13 +258,10 @@ class Index:
                     stale.append(str(path))
         return stale
 
-    @cached_property
-    def rows_of_document(self) -> dict[str, list[int]]:
-        """Chunk rows of each document, in order."""
-        rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(self.chunks):
-            rows.setdefault(chunk.doc_id, []).append(row)
-        return rows
+    def rows_of(self, doc_id: str) -> range:
+        """Chunk rows of a document, in order (empty when it is not indexed)."""
+        row = self.documents.row(doc_id)
+        return range(0) if row is None else self.documents.chunk_rows(row)
 
     def sentence_scores(self, query: np.ndarray, rows: Sequence[int]) -> list[np.ndarray]:
         """Cosine similarity of `query` to each sentence of each chunk in `rows`, in reading order."""
@@ -297,21 +310,18 @@ class Index:
         self, sentence_rows: np.ndarray, scores: np.ndarray, k: int, mask: np.ndarray | None
     ) -> list[tuple[int, float]]:
         """The `k` best chunks for sentences ranked best first: a chunk scores as its best sentence."""
-        best: dict[int, float] = {}
-        hits = self._chunks_of(sentence_rows)
-        for sentence, score in zip(sentence_rows, scores, strict=True):
-            for chunk in hits.get(int(sentence), ()):
-                if chunk not in best and (mask is None or mask[chunk]):
-                    best[chunk] = float(score)
-        return sorted(best.items(), key=lambda item: -item[1])[:k]
+        import numpy as np
 
-    def _chunks_of(self, sentence_rows: np.ndarray) -> dict[int, list[int]]:
-        """The chunks each of these sentence vectors belongs to (a sentence repeated by overlap is in two)."""
-        out: dict[int, list[int]] = {}
-        for sentence in sentence_rows.tolist():
-            entries = self._by_sentence[self._sentence_start[sentence] : self._sentence_start[sentence + 1]]
-            out[sentence] = self._chunk_of_entry[entries].tolist()
-        return out
+        best: dict[int, float] = {}
+        for sentence, score in zip(sentence_rows.tolist(), scores.tolist(), strict=True):
+            # The chunks holding this sentence (one repeated by overlap is in two).
+            entries = self._order[self._start[sentence] : self._start[sentence + 1]]
+            for chunk in (np.searchsorted(self.offsets, entries, side="right") - 1).tolist():
+                if chunk not in best and (mask is None or mask[chunk]):
+                    best[chunk] = score
+            if len(best) >= k:  # sentences come best first: no later one gives a better chunk
+                break
+        return sorted(best.items(), key=lambda item: -item[1])[:k]
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -387,7 +397,6 @@ def _build(
     excluded: Sequence[Path],
     started: float,
 ) -> BuildReport:
-    import faiss
     import numpy as np
 
     recorded = read_json_object(directory / MANIFEST)
@@ -430,62 +439,12 @@ def _build(
 
     vectors, kind = vector_index(matrix, approximate_above)
     generation = 1 + max((int(part) for n in ours for part in n.split(".")[1:2] if part.isdigit()), default=0)
-    files = {
-        "vectors": f"vectors.{generation}.faiss",
-        "sentences": f"sentences.{generation}.npz",
-        "chunks": f"chunks.{generation}.jsonl",
-        "documents": f"documents.{generation}.jsonl",
-        "lexical": f"lexical.{generation}",
-    }
-    written = _file_names(files)
-    # Name the files before writing them: whatever a crash leaves behind is known to be ours.
-    _write(directory / JOURNAL, json.dumps({"files": written}).encode())
-    try:
-        with open(directory / files["sentences"], "wb") as f:
-            np.savez(
-                f, offsets=np.array(offsets, dtype=np.int64), sentences=np.array(sentence_rows, dtype=np.int32)
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        _write(directory / files["vectors"], faiss.serialize_index(vectors).tobytes())
-        Lexical.build([terms(c.text) for c in chunks]).save(directory, files["lexical"])
-        _write(directory / files["chunks"], "".join(json.dumps(asdict(c)) + "\n" for c in chunks).encode())
-        _write(
-            directory / files["documents"],
-            "".join(
-                json.dumps(asdict(d) | {"paragraphs": [], "labels": []}) + "\n" for d in loaded.documents
-            ).encode(),
-        )
-        manifest = {
-            "format": FORMAT_VERSION,
-            "generation": generation,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "model": embedder.name,
-            "dimension": embedder.dim,
-            "chunker": chunker,
-            "faiss": kind,
-            "nprobe": NPROBE,
-            "files": files,
-            "chunks": len(chunks),
-            "sentences": len(texts),
-            "sources": [str(p) for p in paths],
-            "excluded": [str(p) for p in excluded],
-            "documents": {d.id: _file_entry(d) for d in loaded.documents},
-            "checksums": {n: [(directory / n).stat().st_size, digest(directory / n)] for n in written},
-            "retired": live,
-        }
-        tmp = directory / f"{MANIFEST}.tmp"
-        _write(tmp, json.dumps(manifest, indent=1).encode())
-    except BaseException:  # Ctrl-C or a failure while writing: the previous generation stays, whole
-        for name in (*written, f"{MANIFEST}.tmp", JOURNAL):
-            (directory / name).unlink(missing_ok=True)
-        raise
-    os.replace(tmp, directory / MANIFEST)
-    # The generation just replaced stays until the next build: a reader that read the old manifest a moment
-    # ago can still open its files. Older generations and interrupted builds go, and nothing but ours.
-    for name in ours - set(written) - set(live):
-        (directory / name).unlink(missing_ok=True)
-    (directory / JOURNAL).unlink(missing_ok=True)
+    settings = {"model": embedder.name, "dimension": embedder.dim, "chunker": chunker, "faiss": kind}
+    settings |= {"sources": [str(p) for p in paths], "excluded": [str(p) for p in excluded]}
+    write_generation(
+        directory, generation, ours, live, loaded.documents, chunks,
+        np.array(sentence_rows, dtype=np.int32), np.array(offsets, dtype=np.int64), vectors, settings,
+    )  # fmt: skip
     removed = len(set(previous.index.documents) - {d.id for d in loaded.documents}) if previous else 0
     return BuildReport(
         len(loaded.documents),
@@ -497,6 +456,96 @@ def _build(
         loaded.failed,
         time.monotonic() - started,
     )
+
+
+def write_generation(
+    directory: Path,
+    generation: int,
+    ours: set[str],
+    live: list[str],
+    documents: Sequence[Document],
+    chunks: Sequence[Chunk],
+    sentences: np.ndarray,
+    offsets: np.ndarray,
+    vectors: Any,
+    settings: dict[str, Any],
+) -> None:
+    """Write one generation's files, then switch readers to it by replacing the manifest.
+
+    `chunks` are in document order; chunk r's sentences are the vector rows
+    `sentences[offsets[r]:offsets[r + 1]]`. `ours` are the files earlier
+    builds wrote, `live` those of the generation in force; `settings` go
+    into the manifest as they are.
+    """
+    import faiss
+    import numpy as np
+
+    files = {key: name.format(generation) for key, name in FILES.items()}
+    written = _file_names(files)
+    # Name the files before writing them: whatever a crash leaves behind is known to be ours.
+    _write(directory / JOURNAL, json.dumps({"files": written}).encode())
+    try:
+        order = np.argsort(sentences, kind="stable").astype(np.int32)
+        start = np.searchsorted(sentences[order], np.arange(vectors.ntotal + 1)).astype(np.int64)
+        for key, array in zip(SENTENCE_ARRAYS, (sentences, offsets, order, start), strict=True):
+            save_array(directory / files[key], array)
+        _write(directory / files["vectors"], faiss.serialize_index(vectors).tobytes())
+        write_records(directory / files["chunks"], (asdict(c) for c in chunks))
+        counts: dict[str, int] = {}
+        for c in chunks:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        write_documents(
+            directory / files["documents"],
+            documents,
+            [_file_entry(d) for d in documents],
+            [counts.get(d.id, 0) for d in documents],
+        )
+        doc_row = {d.id: row for row, d in enumerate(documents)}
+        Lexical.build(directory / files["lexical"], ((doc_row[c.doc_id], terms(c.text)) for c in chunks))
+        manifest = {
+            "format": FORMAT_VERSION,
+            "generation": generation,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **settings,
+            "nprobe": NPROBE,
+            "files": files,
+            "documents": len(documents),
+            "chunks": len(chunks),
+            "sentences": int(vectors.ntotal),
+            "checksums": _checksums(directory, written),
+            "retired": live,
+        }
+        tmp = directory / f"{MANIFEST}.tmp"
+        _write(tmp, json.dumps(manifest, indent=1).encode())
+    except BaseException:  # Ctrl-C or a failure while writing: the previous generation stays, whole
+        for name in (*written, f"{MANIFEST}.tmp", JOURNAL):
+            _remove(directory / name)
+        raise
+    os.replace(tmp, directory / MANIFEST)
+    # The generation just replaced stays until the next build: a reader that read the old manifest a moment
+    # ago can still open its files. Older generations and interrupted builds go, and nothing but ours.
+    for name in ours - set(written) - set(live):
+        _remove(directory / name)
+    (directory / JOURNAL).unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _checksums(directory: Path, names: Sequence[str]) -> dict[str, list[Any]]:
+    """Size and content hash of every data file (a directory's files named one by one)."""
+    paths = []
+    for name in names:
+        path = directory / name
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(".lock"))
+        else:
+            paths.append(path)
+    return {p.relative_to(directory).as_posix(): [p.stat().st_size, digest(p)] for p in paths}
 
 
 def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> tuple[Any, str]:
@@ -553,11 +602,11 @@ class _Previous:
                 out[chunk.text[a:b]] = matrix[i]
         return out
 
-    def rows_of(self, doc: Document) -> list[int] | None:
+    def rows_of(self, doc: Document) -> range | None:
         old = self.index.documents.get(doc.id)
         if old is None or old.sha256 != doc.sha256:
             return None
-        return self.index.rows_of_document.get(doc.id)
+        return self.index.rows_of(doc.id)
 
 
 def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _Previous | None:
@@ -569,11 +618,22 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
     if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or m.get("chunker") != chunker:
         return None
     known = {}
-    for doc_id, entry in m.get("documents", {}).items():
-        doc = index.documents.get(doc_id)
-        if doc is not None and doc.sha256 == entry.get("sha256"):
-            known[entry["path"]] = Known(entry["size"], entry["mtime_ns"], doc)
+    try:
+        for entry in index.documents.files():
+            doc = index.documents.get(entry["id"])
+            if doc is not None:
+                known[entry["path"]] = Known(entry["size"], entry["mtime_ns"], doc)
+    except DamagedFile:
+        return None
     return _Previous(index, known)
+
+
+def indexed_document(directory: Path, doc_id: str) -> Document | None:
+    """The document `doc_id` of the index in `directory`, if it has one and loads."""
+    try:
+        return Index.load(directory).documents.get(doc_id)
+    except CablebotError:
+        return None
 
 
 def digest(path: Path) -> str:
@@ -588,8 +648,12 @@ def digest(path: Path) -> str:
 
 
 def _check(directory: Path, manifest: dict[str, Any]) -> None:
-    """Every data file has the size and content hash the manifest recorded, or the index is not used."""
-    for name, (size, expected) in (manifest.get("checksums") or {}).items():
+    """Every data file has the size the manifest recorded, and those up to CHECK_AT_LOAD its content hash,
+    or the index is not used."""
+    checksums = manifest.get("checksums")
+    if not isinstance(checksums, dict) or not all(map(_safe_name, checksums)):
+        raise _corrupt(directory / MANIFEST, "its list of checksums is damaged")
+    for name, (size, expected) in checksums.items():
         path = directory / name
         try:
             actual = path.stat().st_size
@@ -597,6 +661,8 @@ def _check(directory: Path, manifest: dict[str, Any]) -> None:
             raise _corrupt(path, e.strerror or e) from e
         if actual != size:
             raise _corrupt(path, f"{actual} bytes, the manifest recorded {size}")
+        if size > CHECK_AT_LOAD:
+            continue
         try:
             same = digest(path) == expected
         except OSError as e:  # vanished since: a rebuild swapped generations (Index.load reads again)
@@ -605,13 +671,19 @@ def _check(directory: Path, manifest: dict[str, Any]) -> None:
             raise _corrupt(path, "its content changed since it was written (checksum mismatch)")
 
 
+def _safe_name(name: object) -> bool:
+    """A file name a manifest may hold: in the index directory (or one folder down), nowhere else."""
+    parts = name.split("/") if isinstance(name, str) else []
+    return 0 < len(parts) <= 2 and all(part not in ("", ".", "..") and "\\" not in part for part in parts)
+
+
 def _file_names(files: dict[str, str]) -> list[str]:
-    """Every file name of one generation (the lexical entry is the stem of two files)."""
-    return [
-        *(name for key, name in files.items() if key != "lexical"),
-        f"{files['lexical']}.npz",
-        f"{files['lexical']}.vocab.json",
-    ]
+    """Every file (or folder) name of one generation."""
+    names = list(files.values())
+    for key in ("chunks", "documents"):
+        names.append(files[key].removesuffix(".jsonl") + ".rows.npy")
+    names.append(files["documents"].removesuffix(".jsonl") + ".table.npz")
+    return names
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -633,7 +705,7 @@ def _names(record: dict[str, Any], retired: bool = False) -> list[str]:
             names += list(record.get("retired", []))
     except (KeyError, TypeError):
         return []
-    return [n for n in names if isinstance(n, str) and "/" not in n and n not in (MANIFEST, JOURNAL)]
+    return [n for n in names if _safe_name(n) and "/" not in n and n not in (MANIFEST, JOURNAL)]
 
 
 def _foreign(directory: Path) -> list[str]:

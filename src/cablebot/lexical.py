@@ -1,23 +1,20 @@
-"""A BM25 index over chunks, stored as plain .npy files beside the FAISS index.
+"""Lexical matching: terms (Snowball stems), and BM25 over the chunks (tantivy).
 
 Dense search misses exact names, numbers and reference IDs; BM25 finds them.
-Postings are kept term by term (CSC layout) with each posting's BM25 weight
-precomputed, so a query is a few vectorised additions.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from cablebot.store import DamagedFile
 
-K1, B = 1.2, 0.75
+if TYPE_CHECKING:
+    import numpy as np
 
 # Words that carry no topic; "article", "cable" etc. are how people refer to the documents themselves.
 STOPWORDS = frozenset(
@@ -51,7 +48,7 @@ def _terms(text: str) -> tuple[str, ...]:
 
 
 # How text becomes terms, recorded in the manifest: BM25 terms made another way do not match.
-TERMS = "2: Snowball English stems; 30,000 is the one term 30000"
+TERMS = "3: Snowball English stems; 30,000 is the one term 30000; tantivy BM25"
 
 
 @cache
@@ -67,94 +64,75 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
-class DamagedFile(Exception):
-    """A file of the lexical index that cannot be read."""
-
-    def __init__(self, path: Path, cause: object) -> None:
-        super().__init__(f"{path}: {cause}")
-        self.path = path
-        self.cause = cause
-
-
 class Lexical:
-    def __init__(
-        self, vocab: dict[str, int], indptr: np.ndarray, rows: np.ndarray, weights: np.ndarray, n_rows: int
-    ) -> None:
-        self.vocab = vocab
-        self.indptr = indptr
-        self.rows = rows
-        self.weights = weights
-        self.n_rows = n_rows
+    """BM25 over the chunks' terms: a tantivy index in a directory, memory-mapped, opened in a millisecond.
 
-    @classmethod
-    def build(cls, docs: Sequence[Sequence[str]]) -> Lexical:
-        """BM25 over `docs`, each a list of terms."""
-        vocab: dict[str, int] = {}
-        counts = [Counter(d) for d in docs]
-        lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        avg = float(lengths.mean()) if len(docs) else 1.0
-        postings: list[list[tuple[int, int]]] = []
-        for row, c in enumerate(counts):
-            for term, tf in c.items():
-                tid = vocab.setdefault(term, len(vocab))
-                if tid == len(postings):
-                    postings.append([])
-                postings[tid].append((row, tf))
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        rows_out, weights = [], []
-        n = len(docs)
-        for tid, plist in enumerate(postings):
-            idf = math.log(1 + (n - len(plist) + 0.5) / (len(plist) + 0.5))
-            for row, tf in plist:
-                rows_out.append(row)
-                weights.append(idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * lengths[row] / avg)))
-            indptr[tid + 1] = len(rows_out)
-        return cls(vocab, indptr, np.array(rows_out, dtype=np.int32), np.array(weights, dtype=np.float32), n)
+    Terms are made by `terms()` and given to tantivy already split, so the
+    index, the question and the reader's features share one stemmer and one
+    stop list. tantivy's BM25 is the usual one (k1 = 1.2, b = 0.75).
+    """
 
-    def save(self, directory: Path, stem: str) -> list[str]:
-        """Write the index as `<stem>.vocab.json` and `<stem>.npz`; returns the file names."""
-        (directory / f"{stem}.vocab.json").write_text(json.dumps(self.vocab), encoding="utf-8")
-        with open(directory / f"{stem}.npz", "wb") as f:
-            np.savez(f, indptr=self.indptr, rows=self.rows, weights=self.weights, n_rows=np.int64(self.n_rows))
-        return [f"{stem}.vocab.json", f"{stem}.npz"]
+    FEW_DOCUMENTS = 1024  # a filter allowing at most this many documents is applied inside the search
 
-    @classmethod
-    def load(cls, directory: Path, stem: str) -> Lexical:
-        """The index saved as `stem`; a DamagedFile names whichever of its two files cannot be read."""
-        vocab_path, arrays_path = directory / f"{stem}.vocab.json", directory / f"{stem}.npz"
+    def __init__(self, path: Path) -> None:
+        import tantivy
+
+        self.path = path
         try:
-            vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-            if not isinstance(vocab, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            raise DamagedFile(vocab_path, e) from e
-        try:
-            with np.load(arrays_path) as z:
-                return cls(vocab, z["indptr"], z["rows"], z["weights"], int(z["n_rows"]))
-        except Exception as e:  # a truncated or altered .npz fails in many ways (zipfile, numpy, KeyError)
-            raise DamagedFile(arrays_path, e) from e
+            index = tantivy.Index.open(str(path))
+            self._schema = index.schema
+            self._searcher = index.searcher()
+        except Exception as e:  # tantivy reports a missing or damaged file as ValueError or OSError
+            raise DamagedFile(path, str(e).splitlines()[0] if str(e) else e) from e
+        self.n_rows = self._searcher.num_docs
+
+    @staticmethod
+    def build(path: Path, rows: Iterable[tuple[int, Sequence[str]]]) -> None:
+        """Index `rows`, each (document row, the chunk's terms), chunk rows numbered from 0 in order."""
+        import tantivy
+
+        schema = tantivy.SchemaBuilder()
+        schema.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
+        schema.add_integer_field("chunk", fast=True)
+        schema.add_integer_field("doc", indexed=True)
+        path.mkdir()
+        index = tantivy.Index(schema.build(), str(path))
+        writer = index.writer(256_000_000, 1)  # one thread: chunk rows stay in order, memory stays bounded
+        for row, (doc, words) in enumerate(rows):
+            writer.add_document(tantivy.Document(terms=" ".join(words), chunk=row, doc=doc))
+        writer.commit()
+        writer.wait_merging_threads()
 
     def doc_freq(self, term: str) -> int:
-        tid = self.vocab.get(term)
-        return 0 if tid is None else int(self.indptr[tid + 1] - self.indptr[tid])
+        return self._searcher.doc_freq("terms", term)
 
-    def scores(self, query_terms: Sequence[str], mask: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every row for the query."""
-        out = np.zeros(self.n_rows, dtype=np.float32)
-        for term in set(query_terms):
-            tid = self.vocab.get(term)
-            if tid is not None:
-                a, b = self.indptr[tid], self.indptr[tid + 1]
-                out[self.rows[a:b]] += self.weights[a:b]
-        if mask is not None:
-            out[~mask] = 0.0
-        return out
+    def top(
+        self,
+        query_terms: Sequence[str],
+        k: int,
+        mask: np.ndarray | None = None,
+        documents: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """(chunk row, BM25 score) of the `k` best chunks, among the rows `mask` allows (`documents`: the
+        document rows it allows, so that a filter down to a few documents is applied inside the search)."""
+        import tantivy
 
-    def top(self, query_terms: Sequence[str], k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
-        s = self.scores(query_terms, mask)
-        k = min(k, int((s > 0).sum()))
-        if k == 0:
+        unique = sorted(set(query_terms))
+        if not unique or k <= 0 or self.n_rows == 0:
             return []
-        idx = np.argpartition(-s, k - 1)[:k]
-        idx = idx[np.argsort(-s[idx], kind="stable")]
-        return [(int(i), float(s[i])) for i in idx]
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "terms", t)) for t in unique]
+        )
+        if documents is not None and len(documents) <= self.FEW_DOCUMENTS:
+            allowed = tantivy.Query.term_set_query(self._schema, "doc", [int(d) for d in documents])
+            allowed = tantivy.Query.boost_query(allowed, 0.0)  # filters; adds nothing to the score
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, allowed)])
+            mask = None
+        want = k if mask is None else 4 * k
+        while True:  # a broad filter: take more of the best until k pass it
+            hits = self._searcher.search(query, min(want, self.n_rows), count=False).hits
+            rows = self._searcher.fast_field_values("chunk", [address for _, address in hits])
+            out = [(r, s) for (s, _), r in zip(hits, rows, strict=True) if mask is None or mask[r]]
+            if len(out) >= k or len(hits) < want:
+                return out[:k]
+            want *= 4

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from cablebot.cables import REFERENCE_ID
 from cablebot.chunking import Chunk
-from cablebot.documents import Document
 from cablebot.lexical import terms
 
 if TYPE_CHECKING:
@@ -16,6 +15,7 @@ if TYPE_CHECKING:
 
     from cablebot.embedding import Embedder
     from cablebot.index import Index
+    from cablebot.store import DocumentStore
 
 
 @dataclass(frozen=True)
@@ -37,20 +37,34 @@ class Filter:
         fields += (("classification", self.classification), ("doc", self.doc))
         return " ".join(f"--{name} {value}" for name, value in fields if value)
 
-    def matches(self, doc: Document) -> bool:
-        meta = doc.metadata
-        if self.doc and doc.id.casefold() != self.doc.casefold():
-            return False
-        if self.origin and self.origin.casefold() not in meta.get("origin", "").casefold():
-            return False
+    def allowed(self, documents: DocumentStore) -> np.ndarray:
+        """Which documents (by record row) the filter allows: array operations on the document table."""
+        import numpy as np
+
+        table = documents.table
+        ok = np.ones(len(documents), dtype=bool)
+        if self.doc:
+            row = documents.row(self.doc)
+            if row is None:  # reference IDs are upper case; people type them any way
+                folded = np.char.upper(documents.ids) == self.doc.upper().encode()
+                rows = documents.order[folded]
+            else:
+                rows = [row]
+            ok[:] = False
+            ok[rows] = True
+        if self.origin:
+            wanted = [self.origin.casefold() in o.casefold() for o in table["origins"].tolist()]
+            ok &= np.asarray(wanted, dtype=bool)[table["origin"]] if wanted else False
         if self.classification:
-            level = meta.get("classification", "").upper()
-            if self.classification.upper() not in (level, level.split("//")[0]):
-                return False
-        date = doc.date
-        if self.since and (not date or date < self.since):
-            return False
-        return not (self.until and (not date or date[: len(self.until)] > self.until))
+            want = self.classification.upper()
+            wanted = [want in (level, level.split("//")[0]) for level in table["classifications"].tolist()]
+            ok &= np.asarray(wanted, dtype=bool)[table["classification"]] if wanted else False
+        dates = table["date"]
+        if self.since:
+            ok &= (dates != b"") & (dates >= self.since.encode())
+        if self.until:
+            ok &= (dates != b"") & (dates.astype(f"S{len(self.until)}") <= self.until.encode())
+        return ok
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.max_weight = math.log(1 + 2 * max(1, len(index.chunks)))
-        self._filtered: dict[Filter, tuple[int, np.ndarray]] = {}
+        self._filtered: dict[Filter, tuple[int, np.ndarray, np.ndarray]] = {}
 
     def term_weight(self, term: str) -> float:
         """Inverse chunk frequency of a term; terms the corpus never uses weigh most of all."""
@@ -96,19 +110,18 @@ class Retriever:
         """How many indexed documents the filter allows."""
         return self._allowed(where)[0]
 
-    def _allowed(self, where: Filter) -> tuple[int, np.ndarray]:
-        """How many documents `where` allows, and which chunk rows: worked out once per filter, since a
-        question checks its filter and then searches with it, and a batch or chat reuses one filter."""
+    def _allowed(self, where: Filter) -> tuple[int, np.ndarray, np.ndarray]:
+        """How many documents `where` allows, which chunk rows, which document rows: worked out once per
+        filter, since a question checks its filter and then searches with it, and a batch or chat reuses one."""
         import numpy as np
 
         if where not in self._filtered:
             if len(self._filtered) >= 16:
                 self._filtered.clear()
-            ok = {doc_id for doc_id, doc in self.index.documents.items() if where.matches(doc)}
-            rows = np.fromiter(
-                (c.doc_id in ok for c in self.index.chunks), dtype=bool, count=len(self.index.chunks)
-            )
-            self._filtered[where] = (len(ok), rows)
+            documents = self.index.documents
+            ok = where.allowed(documents)
+            rows = np.repeat(ok, np.diff(documents.chunk_start))
+            self._filtered[where] = (int(ok.sum()), rows, np.flatnonzero(ok))
         return self._filtered[where]
 
     def search(self, query: str, k: int, where: Filter | None = None, expand: int = 0) -> list[Hit]:
@@ -120,11 +133,11 @@ class Retriever:
         """
         vector = self.embedder.embed_query(query)
         pool = max(50, 5 * k)
-        mask = self._allowed(where)[1] if where else None
+        _, mask, documents = self._allowed(where) if where else (0, None, None)
         if mask is not None and not mask.any():
             return []
         dense = self.index.search(vector, pool, mask)
-        lexical = self.index.lexical.top(terms(query), pool, mask)
+        lexical = self.index.lexical.top(terms(query), pool, mask, documents)
         fused: dict[int, float] = {}
         for ranking in (dense, lexical):
             for rank, (row, _) in enumerate(ranking, 1):
@@ -136,7 +149,7 @@ class Retriever:
                 doc_id = self.index.chunks[r].doc_id
                 weight[doc_id] = weight.get(doc_id, 0.0) + fused[r]
             taken = set(rows)
-            same_doc = self.index.rows_of_document[max(weight, key=weight.__getitem__)]
+            same_doc = self.index.rows_of(max(weight, key=weight.__getitem__))
             rows += [r for r in same_doc if r not in taken][:expand]
         sims = self.index.sentence_scores(vector, rows)
         dense_rank = {row: rank for rank, (row, _) in enumerate(dense, 1)}
