@@ -1,125 +1,246 @@
-"""The vector index at the scale of the full Cablegate release: 1.5 million 384-dimension vectors.
+"""The whole system at the size of the full Cablegate release: about 7 million chunks.
 
-usage: python bench/scale.py [--n 1500000] [--queries 200] [--index DIR]
+usage: python bench/scale.py --index BASE [--chunks 7000000] [--out DIR] [--keep]
 
-Vectors are the cable chunk vectors of an existing index tiled with noise
-(or, with no --index, random unit vectors clustered around 20,000 centres, the
-shape real embeddings have). Builds the approximate index cablebot uses above
-its threshold (cablebot.index.vector_index), saves it, then, in a fresh
-process that memory-maps it as `cablebot ask` does, measures resident memory
-while serving, query latency, and recall@10 against exact search.
+BASE is an index of the 1,295 cables and the article (`cablebot index --index
+BASE CABLES src/cablebot/data/seed`). Its cables are tiled until the index
+holds `--chunks` chunks: each copy gets new document ids ("09MEXICO3061~7"),
+the same text, and its sentence vectors with noise added (embedding millions
+of repeated sentences would measure nothing new). The copies go through the
+index's own storage path (`cablebot.index.write_generation`: vector index,
+chunk and document stores, BM25, manifest); only embedding is skipped.
+
+Then, each in a fresh process as a user would run them:
+- cold `cablebot ask` of the design question: wall time, peak RSS, and
+  whether it still answers 125 from the article;
+- warm questions (the development questions, through `Cablebot.ask`):
+  median and p95;
+- recall@10 of the approximate vector search against exact search, with
+  real questions' vectors (development and training questions) as queries.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from cablebot.chunking import Chunk
+from cablebot.index import NPROBE, Index, new_vector_index, write_generation
 
-def vectors(n: int, dim: int, index_dir: str | None, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if index_dir:
-        from cablebot.index import Index
-
-        idx = Index.load(Path(index_dir))
-        base = idx.vectors.reconstruct_n(0, idx.vectors.ntotal)
-    else:
-        base = rng.standard_normal((20_000, dim), dtype=np.float32)
-        base /= np.linalg.norm(base, axis=1, keepdims=True)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        stop = min(n, start + 100_000)
-        rows = base[rng.integers(0, len(base), stop - start)]
-        out[start:stop] = rows + 0.35 * rng.standard_normal(rows.shape, dtype=np.float32) / np.sqrt(dim)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+TRAIN = Path(__file__).resolve().parents[1] / "eval" / "train.jsonl"
+QUESTION = "How many Mexican officials guard the southern border?"
+NOISE = 0.35  # noise on a copy's sentence vectors: the cosine to the original is about 0.94
 
 
-def serve(path: str, queries: str, exact: str) -> None:
-    """In a new process: load as cablebot does, search, report latency, recall and memory."""
+class Tiled(Sequence[Chunk]):
+    """The base index's chunks, then its cables' chunks again for each copy, under the copies' ids."""
+
+    def __init__(self, base: list[Chunk], cable_rows: np.ndarray, copies: int) -> None:
+        self.base, self.rows, self.copies = base, cable_rows, copies
+
+    def __len__(self) -> int:
+        return len(self.base) + self.copies * len(self.rows)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if i < len(self.base):
+            return self.base[i]
+        copy, j = divmod(i - len(self.base), len(self.rows))
+        chunk = self.base[int(self.rows[j])]
+        return dataclasses.replace(chunk, doc_id=f"{chunk.doc_id}~{copy + 1}")
+
+
+class TopK:
+    """Exact top 10 inner products per query, kept while vectors stream past."""
+
+    def __init__(self, n: int) -> None:
+        self.scores = np.full((n, 10), -np.inf, dtype=np.float32)
+        self.ids = np.full((n, 10), -1, dtype=np.int64)
+
+    def update(self, sims: np.ndarray, first_id: int) -> None:
+        top = np.argpartition(-sims, 10, axis=1)[:, :10]
+        scores = np.concatenate([self.scores, np.take_along_axis(sims, top, axis=1)], axis=1)
+        ids = np.concatenate([self.ids, top + first_id], axis=1)
+        best = np.argsort(-scores, axis=1)[:, :10]
+        self.scores, self.ids = np.take_along_axis(scores, best, axis=1), np.take_along_axis(ids, best, axis=1)
+
+
+def _questions(*paths: Path) -> list[str]:
+    return [json.loads(line)["question"] for p in paths for line in p.read_text(encoding="utf-8").splitlines()]
+
+
+def build(base_dir: Path, out: Path, target: int) -> dict[str, float]:
+    """Tile `base_dir` into a new index in `out` of about `target` chunks; returns what it measured."""
+    from cablebot.config import load_settings
+    from cablebot.embedding import load_embedder
+
+    base = Index.load(base_dir)
+    store = base.documents
+    documents = list(store.records)
+    chunks = list(base.chunks)
+    cables = [r for r, d in enumerate(documents) if d.is_cable]
+    cable_rows = np.concatenate([np.arange(store.chunk_start[r], store.chunk_start[r + 1]) for r in cables])
+    copies = max(0, math.ceil((target - len(chunks)) / len(cable_rows)))
+    print(
+        f"base: {len(documents)} documents, {len(chunks)} chunks, {base.vectors.ntotal} sentence vectors; "
+        f"{copies} copies of its {len(cables)} cables ({len(cable_rows)} chunks a copy)",
+        flush=True,
+    )
+    matrix = base.vectors.reconstruct_n(0, base.vectors.ntotal)
+    entries, offsets = np.asarray(base.sentences), np.asarray(base.offsets)
+    cable_entries = np.concatenate([entries[offsets[r] : offsets[r + 1]] for r in cable_rows])
+    unique, inverse = np.unique(cable_entries, return_inverse=True)  # a copy's distinct sentences
+    total = len(matrix) + copies * len(unique)
+    sentences = np.concatenate([entries, *(len(matrix) + c * len(unique) + inverse for c in range(copies))])
+    lengths = np.tile(np.diff(offsets)[cable_rows], copies)
+    all_offsets = np.concatenate([offsets, offsets[-1] + np.cumsum(lengths)])
+    docs = documents + [
+        dataclasses.replace(documents[r], id=f"{documents[r].id}~{c + 1}") for c in range(copies) for r in cables
+    ]
+    settings = load_settings(None, base_dir)
+    embedder = load_embedder(settings.embedding_model, settings.embedding_backend, settings.embedding_quantize)
+    queries = _questions(EVAL / "dev-seed.jsonl", EVAL / "dev-cables.jsonl", TRAIN)
+    q = np.stack([embedder.embed_query(x) for x in queries]).astype(np.float32)
+    rng = np.random.default_rng(0)
+
+    def copy_vectors() -> np.ndarray:
+        v = matrix[unique] + NOISE * rng.standard_normal((len(unique), matrix.shape[1]), dtype=np.float32) / 20
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    t0 = time.perf_counter()
+    vectors, kind = new_vector_index(total, np.concatenate([matrix, *(copy_vectors() for _ in range(3))]))
+    print(f"{kind}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    truth = TopK(len(q))
+    vectors.add(matrix)
+    truth.update(q @ matrix.T, 0)
+    for c in range(copies):
+        v = copy_vectors()
+        vectors.add(v)
+        truth.update(q @ v.T, len(matrix) + c * len(unique))
+        if c % 20 == 0:
+            print(
+                f"  copy {c + 1}/{copies}: {vectors.ntotal} vectors, {time.perf_counter() - t0:.0f} s", flush=True
+            )
+    params = dict(base.manifest, faiss=kind)
+    settings_out = {key: params[key] for key in ("model", "dimension", "chunker", "sources", "excluded", "faiss")}
+    t1 = time.perf_counter()
+    out.mkdir(parents=True)
+    write_generation(
+        out, 1, set(), [], docs, Tiled(chunks, cable_rows, copies), sentences.astype(np.int32), all_offsets,
+        vectors, settings_out,
+    )  # fmt: skip
+    stored = time.perf_counter() - t1
+    print(f"stored in {stored:.0f} s", flush=True)
+    recall = _recall(vectors, q, truth.ids)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {
+        "documents": len(docs),
+        "chunks": len(chunks) + copies * len(cable_rows),
+        "sentences": total,
+        "build_s": time.perf_counter() - t0,
+        "store_s": stored,
+        "disk_gib": size / 2**30,
+        "queries": len(q),
+        "recall_at_10": recall,
+    }
+
+
+def _recall(vectors, q: np.ndarray, truth: np.ndarray) -> float:
     import faiss
 
-    rss0 = _status("VmRSS")
-    index = faiss.read_index(path, faiss.IO_FLAG_MMAP)
-    q = np.load(queries)
-    truth = np.load(exact)
-    params = faiss.SearchParametersIVF(nprobe=32)
-    times, found = [], 0
-    for i in range(len(q)):
+    params = faiss.SearchParametersIVF(nprobe=NPROBE) if hasattr(vectors, "nprobe") else None
+    _, found = vectors.search(q, 10, params=params)
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+
+PEAK = (  # prints the process's peak resident memory (kB) on exit
+    "import atexit,sys;atexit.register(lambda:print('peak',"
+    "open('/proc/self/status').read().split('VmHWM:')[1].split()[0],file=sys.stderr));"
+)
+
+
+def cold_ask(index: Path) -> dict[str, object]:
+    """`cablebot ask` in a new process: wall time, peak RSS, the answer."""
+    code = PEAK + f"sys.argv=['cablebot','ask','--json','--index',{str(index)!r},{QUESTION!r}];"
+    code += "from cablebot.cli import main;main()"
+    t = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t
+    peak = int(run.stderr.split("peak")[-1].split()[0]) / 1024
+    answer = json.loads(run.stdout)
+    cited = answer["citations"][0] if answer.get("citations") else {}
+    return {
+        "wall_s": wall,
+        "peak_mib": peak,
+        "answers_125": "125" in answer["answer"],
+        "cited": f"{cited.get('source')} {cited.get('location')}",
+    }
+
+
+def warm(index: Path) -> dict[str, float]:
+    """Every development question asked once after a warm-up, in one process."""
+    from cablebot.config import load_settings
+    from cablebot.core import Cablebot
+
+    bot = Cablebot(load_settings(None, index), build_missing=False)
+    questions = _questions(EVAL / "dev-seed.jsonl", EVAL / "dev-cables.jsonl")
+    for x in questions[:5]:
+        bot.ask(x)
+    times = []
+    for x in questions:
         t = time.perf_counter()
-        _, ids = index.search(q[i : i + 1], 10, params=params)
+        bot.ask(x)
         times.append((time.perf_counter() - t) * 1000)
-        found += len(set(ids[0]) & set(truth[i]))
-    print(
-        json.dumps(
-            {
-                "median_ms": float(np.median(times)),
-                "p95_ms": float(np.percentile(times, 95)),
-                "recall_at_10": found / (10 * len(q)),
-                "peak_rss_mib": _status("VmHWM"),
-                "rss_before_load_mib": rss0,
-            }
-        )
-    )
-
-
-def _status(field: str) -> float:
-    """A memory figure of this process from /proc, in MiB (ru_maxrss would include the parent's, pre-exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return {"p50_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95)), "questions": len(times)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1_500_000)
-    ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--index", help="a cablebot index whose vectors to tile (default: synthetic)")
-    ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--index", required=True, help="index of the 1,295 cables and the article")
+    ap.add_argument("--chunks", type=int, default=7_000_000)
+    ap.add_argument("--out", default="/tmp/cablebot-scale", help="where the tiled index goes (must not exist)")
+    ap.add_argument("--warm", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.serve:
-        serve(*a.serve)
+    if a.warm:
+        print(json.dumps(warm(Path(a.warm))))
         return
-    import faiss
-
-    from cablebot.index import vector_index
-
-    data = vectors(a.n, 384, a.index)
-    q = vectors(a.queries, 384, a.index, seed=1)
-    t = time.perf_counter()
-    index, kind = vector_index(data, approximate_above=0)
-    build = time.perf_counter() - t
-    print(f"{a.n} vectors: built {kind} in {build:.0f} s")
-    flat = faiss.IndexFlatIP(384)
-    flat.add(data)
-    _, truth = flat.search(q, 10)
-    del flat, data
-    with tempfile.TemporaryDirectory() as tmp:
-        path, qp, tp = f"{tmp}/v.faiss", f"{tmp}/q.npy", f"{tmp}/t.npy"
-        faiss.write_index(index, path)
-        np.save(qp, q)
-        np.save(tp, truth)
-        size = Path(path).stat().st_size / 2**20
-        out = subprocess.run(
-            [sys.executable, __file__, "--serve", path, qp, tp], capture_output=True, text=True, check=True
-        )
-        r = json.loads(out.stdout)
-        print(
-            f"index file {size:.0f} MiB; serving process peak RSS {r['peak_rss_mib']:.0f} MiB "
-            f"(python + faiss + numpy before loading: {r['rss_before_load_mib']:.0f} MiB)"
-        )
-        print(
-            f"query latency median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms; "
-            f"recall@10 vs exact {r['recall_at_10']:.3f} ({a.queries} queries)"
-        )
+    out = Path(a.out)
+    if out.exists():
+        sys.exit(f"{out} exists; remove it or choose another --out")
+    built = build(Path(a.index), out, a.chunks)
+    print(
+        f"{built['chunks']:,} chunks of {built['documents']:,} documents, {built['sentences']:,} sentence "
+        f"vectors: built in {built['build_s']:.0f} s ({built['store_s']:.0f} s storing), "
+        f"{built['disk_gib']:.1f} GiB on disk"
+    )
+    print(
+        f"recall@10 of the vector search against exact search: {built['recall_at_10']:.3f} "
+        f"({built['queries']} real questions' vectors)"
+    )
+    cold = cold_ask(out)
+    print(
+        f"cold `cablebot ask`: {cold['wall_s']:.2f} s, peak RSS {cold['peak_mib']:.0f} MiB; "
+        f"answers 125: {cold['answers_125']} (cites {cold['cited']})"
+    )
+    run = subprocess.run(
+        [sys.executable, __file__, "--index", a.index, "--warm", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    w = json.loads(run.stdout)
+    print(f"warm ask: p50 {w['p50_ms']:.1f} ms, p95 {w['p95_ms']:.1f} ms ({w['questions']} development questions)")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 3
 APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
 NPROBE = 32  # IVF cells searched per question
+MAX_CELLS = 4096  # IVF cells at most
 EXACT_FILTERED = 20_000  # a filter allowing at most this many sentence vectors is searched exactly
 MANIFEST = "manifest.json"
 JOURNAL = "building.json"  # the files a build is writing, named before it writes them
@@ -107,10 +108,6 @@ class BuildReport:
 
 def _chunk(record: dict[str, Any]) -> Chunk:
     return Chunk(**record)
-
-
-def _corrupt(path: Path, why: object) -> CablebotError:
-    return CablebotError(f"index file {path} is unreadable ({why}); rebuild it with: {REBUILD}")
 
 
 def chunker_settings(tokens: int, overlap: int) -> dict[str, Any]:
@@ -164,7 +161,7 @@ class Index:
             if not isinstance(manifest, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
-            raise _corrupt(path, e) from e
+            raise DamagedFile(path, e) from e
         if manifest.get("format") != FORMAT_VERSION:
             raise IndexOutdated(
                 f"index in {directory} has format {manifest.get('format')}, this cablebot reads "
@@ -194,17 +191,14 @@ class Index:
         faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
         files = manifest.get("files")
         if not isinstance(files, dict) or set(files) != set(FILES) or not all(map(_safe_name, files.values())):
-            raise _corrupt(directory / MANIFEST, "its list of files is not this format's")
+            raise DamagedFile(directory / MANIFEST, "its list of files is not this format's")
         vec_path = directory / files["vectors"]
-        try:
-            documents = DocumentStore(directory / files["documents"])
-            chunks = Records(directory / files["chunks"], _chunk)
-            sentences = {key: load_array(directory / files[key]) for key in SENTENCE_ARRAYS}
-            lexical = Lexical(directory / files["lexical"])
-        except DamagedFile as e:
-            raise _corrupt(e.path, e.cause) from e
+        documents = DocumentStore(directory / files["documents"])
+        chunks = Records(directory / files["chunks"], _chunk)
+        sentences = {key: load_array(directory / files[key]) for key in SENTENCE_ARRAYS}
+        lexical = Lexical(directory / files["lexical"])
         if not vec_path.is_file():
-            raise _corrupt(vec_path, "missing")
+            raise DamagedFile(vec_path, "missing")
         try:
             # Approximate indexes are memory-mapped: pages load as searches touch them.
             flags = faiss.IO_FLAG_MMAP if manifest.get("faiss", "").startswith("IVF") else 0
@@ -212,7 +206,7 @@ class Index:
             if flags:
                 vectors.make_direct_map()  # for reconstruct(): re-scoring and incremental rebuilds
         except RuntimeError as e:
-            raise _corrupt(vec_path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
+            raise DamagedFile(vec_path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
         offsets, entries = sentences["offsets"], sentences["sentences"]
         if (
             len(offsets) != len(chunks) + 1
@@ -221,12 +215,12 @@ class Index:
             or len(sentences["start"]) != vectors.ntotal + 1
         ):
             why = f"does not match the {len(chunks)} chunks and {vectors.ntotal} vectors"
-            raise _corrupt(directory / files["sentences"], why)
+            raise DamagedFile(directory / files["sentences"], why)
         if vectors.d != manifest.get("dimension"):
-            raise _corrupt(vec_path, f"{vectors.d} dimensions, the manifest says {manifest.get('dimension')}")
+            raise DamagedFile(vec_path, f"{vectors.d} dimensions, the manifest says {manifest.get('dimension')}")
         if lexical.n_rows != len(chunks) or documents.chunk_start[-1] != len(chunks):
             wrong = lexical.path if lexical.n_rows != len(chunks) else documents.path
-            raise _corrupt(wrong, f"does not match the {len(chunks)} chunks")
+            raise DamagedFile(wrong, f"does not match the {len(chunks)} chunks")
         return cls(directory, manifest, documents, chunks, vectors, lexical, sentences)
 
     def model_mismatch(self, model: str, dimension: int) -> str:
@@ -328,6 +322,11 @@ def _write(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 
@@ -489,7 +488,8 @@ def write_generation(
         start = np.searchsorted(sentences[order], np.arange(vectors.ntotal + 1)).astype(np.int64)
         for key, array in zip(SENTENCE_ARRAYS, (sentences, offsets, order, start), strict=True):
             save_array(directory / files[key], array)
-        _write(directory / files["vectors"], faiss.serialize_index(vectors).tobytes())
+        faiss.write_index(vectors, str(directory / files["vectors"]))  # straight to the file: no copy in memory
+        _fsync(directory / files["vectors"])
         write_records(directory / files["chunks"], (asdict(c) for c in chunks))
         counts: dict[str, int] = {}
         for c in chunks:
@@ -549,29 +549,39 @@ def _checksums(directory: Path, names: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> tuple[Any, str]:
-    """A FAISS index of `matrix` (unit vectors, inner product) and its description.
+    """A FAISS index of `matrix` (unit vectors, inner product) and its description."""
+    index, kind = new_vector_index(len(matrix), matrix, approximate_above)
+    index.add(matrix)
+    return index, kind
+
+
+def new_vector_index(n: int, sample: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> tuple[Any, str]:
+    """An empty FAISS index for `n` unit vectors (inner product), trained on `sample` if it needs training.
 
     Exact search over fp16 vectors (half the memory of fp32, the same
     rankings) up to `approximate_above` vectors; above, an inverted file of
-    fp16 vectors: k-means cells, of which NPROBE are searched per question.
-    At 1.5 million vectors that is 1.1 GB instead of 2.3 GB, read memory-mapped,
-    at recall@10 >= 0.95 against exact search (bench/scale.py).
+    8-bit vectors: k-means cells, of which NPROBE are searched per question,
+    read memory-mapped. At 14 million sentence vectors (the whole Cablegate
+    release) that is 5.4 GB on disk, a few MB read per question, at
+    recall@10 >= 0.95 against exact search (bench/scale.py has the figures;
+    fp16 codes doubled the file for no measurable recall).
     """
     import faiss
     import numpy as np
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding use every core
-    n, dim = matrix.shape
+    dim = sample.shape[1]
     if n <= approximate_above:
-        flat = faiss.index_factory(dim, "SQfp16", faiss.METRIC_INNER_PRODUCT)
-        flat.add(matrix)
-        return flat, "SQfp16"
-    nlist = max(1, min(65536, int(4 * np.sqrt(n))))
-    index = faiss.index_factory(dim, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
-    sample = matrix if n <= 64 * nlist else matrix[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
-    index.train(sample)
-    index.add(matrix)
-    return index, f"IVF{nlist},SQfp16"
+        return faiss.index_factory(dim, "SQfp16", faiss.METRIC_INNER_PRODUCT), "SQfp16"
+    # Cells of a few thousand vectors; past 4,096 cells, training and assigning cost more than they save
+    # on two cores (each added vector is compared with every centre).
+    nlist = max(1, min(MAX_CELLS, int(4 * np.sqrt(n))))
+    kind = f"IVF{nlist},SQ8"
+    index = faiss.index_factory(dim, kind, faiss.METRIC_INNER_PRODUCT)
+    if len(sample) > 64 * nlist:
+        sample = sample[np.random.default_rng(0).choice(len(sample), 64 * nlist, replace=False)]
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return index, kind
 
 
 def _file_entry(doc: Document) -> dict[str, Any]:
@@ -652,23 +662,23 @@ def _check(directory: Path, manifest: dict[str, Any]) -> None:
     or the index is not used."""
     checksums = manifest.get("checksums")
     if not isinstance(checksums, dict) or not all(map(_safe_name, checksums)):
-        raise _corrupt(directory / MANIFEST, "its list of checksums is damaged")
+        raise DamagedFile(directory / MANIFEST, "its list of checksums is damaged")
     for name, (size, expected) in checksums.items():
         path = directory / name
         try:
             actual = path.stat().st_size
         except OSError as e:
-            raise _corrupt(path, e.strerror or e) from e
+            raise DamagedFile(path, e.strerror or e) from e
         if actual != size:
-            raise _corrupt(path, f"{actual} bytes, the manifest recorded {size}")
+            raise DamagedFile(path, f"{actual} bytes, the manifest recorded {size}")
         if size > CHECK_AT_LOAD:
             continue
         try:
             same = digest(path) == expected
         except OSError as e:  # vanished since: a rebuild swapped generations (Index.load reads again)
-            raise _corrupt(path, e.strerror or e) from e
+            raise DamagedFile(path, e.strerror or e) from e
         if not same:
-            raise _corrupt(path, "its content changed since it was written (checksum mismatch)")
+            raise DamagedFile(path, "its content changed since it was written (checksum mismatch)")
 
 
 def _safe_name(name: object) -> bool:

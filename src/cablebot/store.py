@@ -21,17 +21,19 @@ from typing import Any, Generic, TypeVar, overload
 import numpy as np
 
 from cablebot.documents import Document
+from cablebot.errors import CablebotError
 
 ROW = np.dtype([("start", "<i8"), ("hash", "<u8")])
 
 T = TypeVar("T")
 
 
-class DamagedFile(Exception):
-    """An index file that cannot be read, or a record whose bytes are not the ones written."""
+class DamagedFile(CablebotError):
+    """An index file that cannot be read, or a record whose bytes are not the ones written (found on load,
+    or on reading the record: the error reaches the user as one line either way)."""
 
     def __init__(self, path: Path, cause: object) -> None:
-        super().__init__(f"{path}: {cause}")
+        super().__init__(f"index file {path} is unreadable ({cause}); rebuild it with: cablebot index")
         self.path = path
         self.cause = cause
 
