@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from cablebot.chunking import Chunk
-from cablebot.index import NPROBE, Index, new_vector_index, write_generation
+from cablebot.index import Index, write_generation
+from cablebot.vectors import FaissVectors
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 TRAIN = Path(__file__).resolve().parents[1] / "eval" / "train.jsonl"
@@ -97,7 +98,7 @@ def build(base_dir: Path, out: Path, target: int) -> dict[str, float]:
         f"{copies} copies of its {len(cables)} cables ({len(cable_rows)} chunks a copy)",
         flush=True,
     )
-    matrix = base.vectors.reconstruct_n(0, base.vectors.ntotal)
+    matrix = base.vectors.reconstruct(np.arange(base.vectors.ntotal))
     entries, offsets = np.asarray(base.sentences), np.asarray(base.offsets)
     cable_entries = np.concatenate([entries[offsets[r] : offsets[r + 1]] for r in cable_rows])
     unique, inverse = np.unique(cable_entries, return_inverse=True)  # a copy's distinct sentences
@@ -119,8 +120,8 @@ def build(base_dir: Path, out: Path, target: int) -> dict[str, float]:
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     t0 = time.perf_counter()
-    vectors, kind = new_vector_index(total, np.concatenate([matrix, *(copy_vectors() for _ in range(3))]))
-    print(f"{kind}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    vectors = FaissVectors.new(total, np.concatenate([matrix, *(copy_vectors() for _ in range(3))]))
+    print(f"{vectors.kind}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
     truth = TopK(len(q))
     vectors.add(matrix)
     truth.update(q @ matrix.T, 0)
@@ -132,8 +133,9 @@ def build(base_dir: Path, out: Path, target: int) -> dict[str, float]:
             print(
                 f"  copy {c + 1}/{copies}: {vectors.ntotal} vectors, {time.perf_counter() - t0:.0f} s", flush=True
             )
-    params = dict(base.manifest, faiss=kind)
-    settings_out = {key: params[key] for key in ("model", "dimension", "chunker", "sources", "excluded", "faiss")}
+    settings_out = {
+        key: base.manifest[key] for key in ("uid", "model", "dimension", "chunker", "sources", "excluded")
+    }
     t1 = time.perf_counter()
     out.mkdir(parents=True)
     write_generation(
@@ -156,11 +158,8 @@ def build(base_dir: Path, out: Path, target: int) -> dict[str, float]:
     }
 
 
-def _recall(vectors, q: np.ndarray, truth: np.ndarray) -> float:
-    import faiss
-
-    params = faiss.SearchParametersIVF(nprobe=NPROBE) if hasattr(vectors, "nprobe") else None
-    _, found = vectors.search(q, 10, params=params)
+def _recall(vectors: FaissVectors, q: np.ndarray, truth: np.ndarray) -> float:
+    found = [vectors.search(x, 10)[0] for x in q]
     return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
 
 

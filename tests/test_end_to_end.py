@@ -1,18 +1,57 @@
-"""The real model, the real FAISS index, the bundled article: what a user sees."""
+"""The real model, the real index (FAISS, and Milvus Lite), the bundled article: what a user sees."""
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
+from cablebot.config import Settings
 from cablebot.core import Conversation
 from cablebot.rendering import to_json
 
 DESIGN_QUESTION = "How many Mexican officials guard the southern border?"
+BACKENDS = ["faiss", "milvus"]
 
 
-def test_design_question_is_answered_verbatim_and_cited(seed_bot) -> None:
-    answer = seed_bot.ask(DESIGN_QUESTION)
+def _settings(seed_settings: Settings, backend: str, tmp_path_factory, cli: bool = False) -> Settings:
+    """The seed index with its vectors in `backend` (a rebuild that re-embeds nothing), built in-process or,
+    with `cli`, by `cablebot index` (Milvus Lite's folder stays locked by the process that opened it)."""
+    import shutil
+
+    from cablebot.core import build
+
+    if backend == "faiss":
+        return seed_settings
+    directory = tmp_path_factory.mktemp(backend) / "index"
+    shutil.copytree(seed_settings.index_dir, directory)
+    settings = dataclasses.replace(seed_settings, index_dir=directory, index_backend=backend)
+    if cli:
+        out = run_cli("index", "--index", str(directory), env={"CABLEBOT_INDEX_BACKEND": backend})
+        assert out.returncode == 0 and "0 embedded" in out.stderr, out.stderr
+    else:
+        assert build(settings, warn=lambda m: None).embedded == 0
+    assert json.loads((directory / "manifest.json").read_text())["vectors"]["backend"] == backend
+    return settings
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def settings(request, seed_settings: Settings, tmp_path_factory) -> Settings:
+    """An index for the CLI tests: a new process opens it for each command."""
+    return _settings(seed_settings, request.param, tmp_path_factory, cli=True)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def bot(request, seed_settings: Settings, tmp_path_factory):
+    """A loaded bot over its own copy of the index (Milvus Lite lets one process at a time open a folder)."""
+    from cablebot.core import Cablebot
+
+    return Cablebot(_settings(seed_settings, request.param, tmp_path_factory), warn=lambda m: None)
+
+
+def test_design_question_is_answered_verbatim_and_cited(bot) -> None:
+    answer = bot.ask(DESIGN_QUESTION)
     assert not answer.abstained
     assert "125" in answer.text and "**125**" in answer.markdown
     (citation,) = answer.citations
@@ -25,22 +64,22 @@ def test_design_question_is_answered_verbatim_and_cited(seed_bot) -> None:
     assert len(answer.text) <= 400
 
 
-def test_unrelated_question_abstains_and_shows_closest_passages(seed_bot) -> None:
-    answer = seed_bot.ask("What is the capital of Honduras?")
+def test_unrelated_question_abstains_and_shows_closest_passages(bot) -> None:
+    answer = bot.ask("What is the capital of Honduras?")
     assert answer.abstained and answer.citations == ()
     assert "do not answer" in answer.text
     assert len(answer.hits) >= 5
 
 
-def test_follow_up_keeps_the_conversation_context(seed_bot) -> None:
+def test_follow_up_keeps_the_conversation_context(bot) -> None:
     chat = Conversation()
-    seed_bot.ask(DESIGN_QUESTION, chat)
-    follow = seed_bot.ask("And how long is that border?", chat)
+    bot.ask(DESIGN_QUESTION, chat)
+    follow = bot.ask("And how long is that border?", chat)
     assert "577" in follow.text and "**577**" in follow.markdown
 
 
-def test_json_schema(seed_bot) -> None:
-    row = to_json(seed_bot.ask(DESIGN_QUESTION))
+def test_json_schema(bot) -> None:
+    row = to_json(bot.ask(DESIGN_QUESTION))
     assert {"question", "answer", "abstained", "citations", "passages"} <= row.keys()
     assert set(row["citations"][0]) >= {"n", "source", "title", "location", "quote", "url"}
     assert len(row["passages"]) >= 5
@@ -48,26 +87,39 @@ def test_json_schema(seed_bot) -> None:
     assert "125" in row["passages"][0]["text"]
 
 
-def test_cli_batch_protocol_answers_in_order(seed_settings) -> None:
+def test_cli_batch_protocol_answers_in_order(settings) -> None:
     questions = [
         DESIGN_QUESTION,
         "",
         "Who argued that Guatemala's condition challenges efforts against organized crime?",
     ]
-    out = run_cli(
-        "ask", "--json", "--index", str(seed_settings.index_dir), stdin="".join(q + "\n" for q in questions)
-    )
+    out = run_cli("ask", "--json", "--index", str(settings.index_dir), stdin="".join(q + "\n" for q in questions))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["question"] for r in rows] == questions
     assert "125" in rows[0]["answer"] and "error" in rows[1] and "Casas-Zamora" in rows[2]["answer"]
 
 
-def test_cli_human_answer(seed_settings) -> None:
-    out = run_cli("ask", "--index", str(seed_settings.index_dir), DESIGN_QUESTION)
+def test_cli_human_answer(settings) -> None:
+    out = run_cli("ask", "--index", str(settings.index_dir), DESIGN_QUESTION)
     assert out.returncode == 0, out.stderr
     assert "125 Mexican immigration officials" in out.stdout and "**" not in out.stdout  # piped: plain text
     assert "WikiLeaks XIX" in out.stdout and "¶9" in out.stdout
+
+
+def test_both_backends_give_the_same_answers_to_the_development_questions(seed_settings, tmp_path_factory) -> None:
+    from cablebot.core import Cablebot
+    from cablebot.evaluation import load_conversations
+
+    dev = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev-seed.jsonl"
+    questions = [q.question for c in load_conversations(dev) for q in c]
+    assert len(questions) >= 20
+    answers = {}
+    for backend in BACKENDS:
+        bot = Cablebot(_settings(seed_settings, backend, tmp_path_factory), warn=lambda m: None)
+        answers[backend] = [(a.text, a.abstained, a.citations) for a in map(bot.ask, questions)]
+        del bot
+    assert answers["faiss"] == answers["milvus"]
 
 
 def test_bad_questions_are_one_line_errors(seed_settings) -> None:
@@ -123,14 +175,14 @@ def test_an_index_from_another_encoder_is_explained(index_copy: Path) -> None:
     assert "encoder some-other-encoder" in out.stderr and "rebuild it with: cablebot index" in out.stderr
 
 
-def test_batch_protocol_carries_conversations(seed_settings) -> None:
+def test_batch_protocol_carries_conversations(settings) -> None:
     follow_up = "And how long is that border?"
     lines = [
         json.dumps({"question": DESIGN_QUESTION, "conversation": "a"}),
         json.dumps({"question": "What percentage of GDP is Guatemala's tax revenue?", "conversation": "b"}),
         json.dumps({"question": follow_up, "conversation": "a"}),
     ]
-    out = run_cli("ask", "--json", "--index", str(seed_settings.index_dir), stdin="".join(x + "\n" for x in lines))
+    out = run_cli("ask", "--json", "--index", str(settings.index_dir), stdin="".join(x + "\n" for x in lines))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["question"] for r in rows] == [DESIGN_QUESTION, rows[1]["question"], follow_up]

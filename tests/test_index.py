@@ -108,19 +108,20 @@ def test_a_small_filtered_set_is_found_whole_in_an_approximate_index_of_300k_vec
     import numpy as np
 
     from cablebot.chunking import Chunk
-    from cablebot.index import Index, vector_index
+    from cablebot.index import Index
+    from cablebot.vectors import FaissVectors
 
     n, per_doc, dim = 300_000, 30, 32
     rng = np.random.default_rng(0)
     matrix = rng.standard_normal((n, dim), dtype=np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    vectors, kind = vector_index(matrix, approximate_above=1_000)
-    assert kind.startswith("IVF")
-    vectors.make_direct_map()  # as Index.load does for an inverted file
+    vectors = FaissVectors.of(matrix, approximate_above=1_000)
+    assert vectors.kind.startswith("IVF")
+    vectors.index.make_direct_map()  # as Index.load does for an inverted file
     chunks = [Chunk(f"d{i // per_doc}", 1, 0, 1, "x", "¶1") for i in range(n)]
     one_each = np.arange(n + 1, dtype=np.int64)
     sentences = {"sentences": one_each[:-1], "offsets": one_each, "order": one_each[:-1], "start": one_each}
-    index = Index(Path("."), {"faiss": kind, "nprobe": 32}, None, chunks, vectors, None, sentences)
+    index = Index(Path("."), {}, None, chunks, vectors, None, sentences)
     hits = 0
     for _ in range(50):
         doc = int(rng.integers(0, n // per_doc))

@@ -21,6 +21,8 @@ class Settings:
     index_approximate_above: int = 200_000
     index_follow_links: bool = False
     index_max_file_mb: float = 10.0
+    index_backend: str = "faiss"  # where sentence vectors live: "faiss" (files in index_dir) or "milvus"
+    index_uri: str = ""  # the Milvus server ("http://host:19530"); empty: Milvus Lite inside index_dir
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_backend: str = "onnx"
     embedding_quantize: bool = True
@@ -67,6 +69,8 @@ def _coerce(name: str, value: object, base: Path, origin: str) -> object:
             return int(value)  # type: ignore[arg-type]
         if isinstance(default, float):
             return float(value)  # type: ignore[arg-type]
+        if name == "index_backend" and value not in ("faiss", "milvus"):
+            raise ValueError("expected faiss or milvus")
         return str(value)
     except (TypeError, ValueError) as e:
         raise CablebotError(f"{origin}: bad value for {name}: {value!r}") from e

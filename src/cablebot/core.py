@@ -136,6 +136,8 @@ def build(
         s.index_follow_links,
         int(s.index_max_file_mb * 1_000_000),
         excluded,
+        s.index_backend,
+        s.index_uri,
     )
 
 

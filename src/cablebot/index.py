@@ -2,7 +2,9 @@
 
     manifest.json              format version, model, dimension, chunker settings, sources,
                                checksums, and the names of the files below
-    vectors.<gen>.faiss        the FAISS index of sentence vectors (inner product over unit vectors)
+    vectors.<gen>.faiss        the FAISS index of sentence vectors (inner product over unit vectors),
+                               or vectors.<gen>.milvus.db|json: Milvus Lite's folder, or which
+                               server and collection hold them (see vectors.py)
     sentences.<gen>.npy        the sentence vector of each sentence of each chunk, in the chunks' order,
     sentences.<gen>.offsets.npy  where each chunk's sentences start (chunk r: offsets[r]:offsets[r + 1]),
     sentences.<gen>.order.npy  those entries grouped by sentence vector, and where each group
@@ -33,6 +35,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +54,7 @@ from cablebot.store import (
     write_documents,
     write_records,
 )
+from cablebot.vectors import APPROXIMATE_ABOVE, FaissVectors, MilvusVectors, drop, open_vectors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,9 +62,6 @@ if TYPE_CHECKING:
     from cablebot.embedding import Embedder
 
 FORMAT_VERSION = 3
-APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
-NPROBE = 32  # IVF cells searched per question
-MAX_CELLS = 4096  # IVF cells at most
 EXACT_FILTERED = 20_000  # a filter allowing at most this many sentence vectors is searched exactly
 MANIFEST = "manifest.json"
 JOURNAL = "building.json"  # the files a build is writing, named before it writes them
@@ -129,7 +130,7 @@ class Index:
         manifest: dict[str, Any],
         documents: DocumentStore,
         chunks: Records[Chunk],
-        vectors: Any,
+        vectors: FaissVectors | MilvusVectors,
         lexical: Lexical,
         sentences: dict[str, np.ndarray],
     ) -> None:
@@ -137,7 +138,7 @@ class Index:
         self.manifest = manifest
         self.documents = documents
         self.chunks = chunks
-        self.vectors = vectors  # a faiss.Index of sentence vectors
+        self.vectors = vectors  # the sentence vectors
         self.lexical = lexical
         # Chunk r's sentences are vector rows sentences[offsets[r]:offsets[r + 1]], in reading order;
         # order[start[v]:start[v + 1]] are the entries holding sentence vector v.
@@ -185,10 +186,7 @@ class Index:
 
     @classmethod
     def _load(cls, directory: Path, manifest: dict[str, Any]) -> Index:
-        import faiss
-
         _check(directory, manifest)
-        faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
         files = manifest.get("files")
         if not isinstance(files, dict) or set(files) != set(FILES) or not all(map(_safe_name, files.values())):
             raise DamagedFile(directory / MANIFEST, "its list of files is not this format's")
@@ -197,16 +195,10 @@ class Index:
         chunks = Records(directory / files["chunks"], _chunk)
         sentences = {key: load_array(directory / files[key]) for key in SENTENCE_ARRAYS}
         lexical = Lexical(directory / files["lexical"])
-        if not vec_path.is_file():
-            raise DamagedFile(vec_path, "missing")
-        try:
-            # Approximate indexes are memory-mapped: pages load as searches touch them.
-            flags = faiss.IO_FLAG_MMAP if manifest.get("faiss", "").startswith("IVF") else 0
-            vectors = faiss.read_index(str(vec_path), flags)
-            if flags:
-                vectors.make_direct_map()  # for reconstruct(): re-scoring and incremental rebuilds
-        except RuntimeError as e:
-            raise DamagedFile(vec_path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
+        settings = manifest.get("vectors")
+        if not isinstance(settings, dict):
+            raise DamagedFile(directory / MANIFEST, "it does not say how the vectors are stored")
+        vectors = open_vectors(vec_path, settings | {"dimension": manifest.get("dimension")})
         offsets, entries = sentences["offsets"], sentences["sentences"]
         if (
             len(offsets) != len(chunks) + 1
@@ -265,38 +257,31 @@ class Index:
         flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
         if not len(flat):
             return [np.zeros(0, dtype=np.float32) for _ in rows]
-        sims = self.vectors.reconstruct_batch(flat.astype("int64")) @ np.asarray(query, dtype=np.float32)
+        sims = self.vectors.reconstruct(flat) @ np.asarray(query, dtype=np.float32)
         return np.split(sims, np.cumsum([len(i) for i in ids])[:-1])
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk row, cosine similarity of its closest sentence) of the `k` nearest chunks, best first,
         among the chunk rows `mask` allows."""
-        import faiss
         import numpy as np
 
         k = min(k, len(self.chunks))
         if k == 0:
             return []
-        selector = None
+        allowed = None
         if mask is not None:
             allowed = np.unique(self.sentences[np.repeat(mask, np.diff(self.offsets))])
             if len(allowed) <= EXACT_FILTERED:
                 # An inverted file filters only inside the cells it probes: a few allowed vectors would
                 # mostly be missed. So few are scored exactly, which is also faster.
-                sims = self.vectors.reconstruct_batch(allowed.astype("int64")) @ query.astype("float32")
+                sims = self.vectors.reconstruct(allowed) @ query.astype("float32")
                 return self._best_chunks(allowed[np.argsort(-sims)], np.sort(sims)[::-1], k, mask)
-            selector = faiss.IDSelectorBatch(allowed.astype("int64"))
-        if self.manifest.get("faiss", "").startswith("IVF"):
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(self.manifest.get("nprobe", NPROBE)))
-        else:
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
         want = 4 * k  # a chunk holds a few sentences: ask for enough to fill k chunks
         while True:
             n = min(want, self.vectors.ntotal)
-            scores, rows = self.vectors.search(query.reshape(1, -1).astype("float32"), n, params=params)
-            found = rows[0] >= 0
-            best = self._best_chunks(rows[0][found], scores[0][found], k, mask)
-            if len(best) >= k or n >= self.vectors.ntotal or found.sum() < n:
+            rows, scores = self.vectors.search(query, n, allowed)
+            best = self._best_chunks(rows, scores, k, mask)
+            if len(best) >= k or n >= self.vectors.ntotal or len(rows) < n:
                 return best
             want *= 4
 
@@ -325,11 +310,6 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
 def build_index(
     paths: Sequence[Path],
     embedder: Embedder,
@@ -343,13 +323,16 @@ def build_index(
     follow_links: bool = False,
     max_bytes: int = MAX_BYTES,
     excluded: Sequence[Path] = (),
+    backend: str = "faiss",
+    uri: str = "",
 ) -> BuildReport:
     """Index the files under `paths` into `directory` (symbolic links in folders followed only if asked).
 
     Unchanged files (by size and mtime, else content hash) are neither parsed
     nor embedded again: their chunks and vectors come from the previous index.
     `progress(total)` may return a callback told how many sentences each
-    embedding batch finished.
+    embedding batch finished. The vectors go to FAISS, or with `backend`
+    "milvus" to the Milvus server at `uri` (empty: Milvus Lite, in `directory`).
     """
     started = time.monotonic()
     claim(directory)  # before creating anything in it
@@ -357,7 +340,7 @@ def build_index(
     with _writer_lock(directory, warn):
         return _build(
             paths, embedder, directory, chunk_tokens, chunk_overlap, batch_size, warn, progress,
-            approximate_above, follow_links, max_bytes, excluded, started,
+            approximate_above, follow_links, max_bytes, excluded, started, backend, uri,
         )  # fmt: skip
 
 
@@ -395,6 +378,8 @@ def _build(
     max_bytes: int,
     excluded: Sequence[Path],
     started: float,
+    backend: str,
+    uri: str,
 ) -> BuildReport:
     import numpy as np
 
@@ -436,9 +421,14 @@ def _build(
         tick = progress(len(todo)) if progress else None
         matrix[todo] = embedder.embed_documents([texts[i] for i in todo], batch_size, tick)
 
-    vectors, kind = vector_index(matrix, approximate_above)
     generation = 1 + max((int(part) for n in ours for part in n.split(".")[1:2] if part.isdigit()), default=0)
-    settings = {"model": embedder.name, "dimension": embedder.dim, "chunker": chunker, "faiss": kind}
+    uid = str(recorded.get("uid") or uuid.uuid4().hex[:12])  # names this index's collections on a Milvus server
+    vectors = (
+        MilvusVectors.of(matrix, uri, f"cablebot_{uid}_{generation}" if uri else "sentences")
+        if backend == "milvus"
+        else FaissVectors.of(matrix, approximate_above)
+    )
+    settings = {"uid": uid, "model": embedder.name, "dimension": embedder.dim, "chunker": chunker}
     settings |= {"sources": [str(p) for p in paths], "excluded": [str(p) for p in excluded]}
     write_generation(
         directory, generation, ours, live, loaded.documents, chunks,
@@ -466,7 +456,7 @@ def write_generation(
     chunks: Sequence[Chunk],
     sentences: np.ndarray,
     offsets: np.ndarray,
-    vectors: Any,
+    vectors: FaissVectors | MilvusVectors,
     settings: dict[str, Any],
 ) -> None:
     """Write one generation's files, then switch readers to it by replacing the manifest.
@@ -476,10 +466,11 @@ def write_generation(
     builds wrote, `live` those of the generation in force; `settings` go
     into the manifest as they are.
     """
-    import faiss
     import numpy as np
 
     files = {key: name.format(generation) for key, name in FILES.items()}
+    if isinstance(vectors, MilvusVectors):
+        files["vectors"] = vectors.file_name(generation)
     written = _file_names(files)
     # Name the files before writing them: whatever a crash leaves behind is known to be ours.
     _write(directory / JOURNAL, json.dumps({"files": written}).encode())
@@ -488,8 +479,7 @@ def write_generation(
         start = np.searchsorted(sentences[order], np.arange(vectors.ntotal + 1)).astype(np.int64)
         for key, array in zip(SENTENCE_ARRAYS, (sentences, offsets, order, start), strict=True):
             save_array(directory / files[key], array)
-        faiss.write_index(vectors, str(directory / files["vectors"]))  # straight to the file: no copy in memory
-        _fsync(directory / files["vectors"])
+        vectors.save(directory / files["vectors"])
         write_records(directory / files["chunks"], (asdict(c) for c in chunks))
         counts: dict[str, int] = {}
         for c in chunks:
@@ -507,7 +497,7 @@ def write_generation(
             "generation": generation,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **settings,
-            "nprobe": NPROBE,
+            "vectors": vectors.settings(),
             "files": files,
             "documents": len(documents),
             "chunks": len(chunks),
@@ -530,6 +520,7 @@ def write_generation(
 
 
 def _remove(path: Path) -> None:
+    drop(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
@@ -541,47 +532,13 @@ def _checksums(directory: Path, names: Sequence[str]) -> dict[str, list[Any]]:
     paths = []
     for name in names:
         path = directory / name
+        if path.is_dir() and path.name.endswith(".milvus.db"):
+            continue  # Milvus Lite's folder: Milvus keeps it, and writes to it when it opens it
         if path.is_dir():
             paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(".lock"))
         else:
             paths.append(path)
     return {p.relative_to(directory).as_posix(): [p.stat().st_size, digest(p)] for p in paths}
-
-
-def vector_index(matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> tuple[Any, str]:
-    """A FAISS index of `matrix` (unit vectors, inner product) and its description."""
-    index, kind = new_vector_index(len(matrix), matrix, approximate_above)
-    index.add(matrix)
-    return index, kind
-
-
-def new_vector_index(n: int, sample: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> tuple[Any, str]:
-    """An empty FAISS index for `n` unit vectors (inner product), trained on `sample` if it needs training.
-
-    Exact search over fp16 vectors (half the memory of fp32, the same
-    rankings) up to `approximate_above` vectors; above, an inverted file of
-    8-bit vectors: k-means cells, of which NPROBE are searched per question,
-    read memory-mapped. At 14 million sentence vectors (the whole Cablegate
-    release) that is 5.4 GB on disk, a few MB read per question, at
-    recall@10 >= 0.95 against exact search (bench/scale.py has the figures;
-    fp16 codes doubled the file for no measurable recall).
-    """
-    import faiss
-    import numpy as np
-
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding use every core
-    dim = sample.shape[1]
-    if n <= approximate_above:
-        return faiss.index_factory(dim, "SQfp16", faiss.METRIC_INNER_PRODUCT), "SQfp16"
-    # Cells of a few thousand vectors; past 4,096 cells, training and assigning cost more than they save
-    # on two cores (each added vector is compared with every centre).
-    nlist = max(1, min(MAX_CELLS, int(4 * np.sqrt(n))))
-    kind = f"IVF{nlist},SQ8"
-    index = faiss.index_factory(dim, kind, faiss.METRIC_INNER_PRODUCT)
-    if len(sample) > 64 * nlist:
-        sample = sample[np.random.default_rng(0).choice(len(sample), 64 * nlist, replace=False)]
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
-    return index, kind
 
 
 def _file_entry(doc: Document) -> dict[str, Any]:
@@ -603,8 +560,10 @@ class _Previous:
 
     def sentence_vectors(self) -> dict[str, Any]:
         """Each sentence text of the previous index and its vector."""
+        import numpy as np
+
         idx = self.index
-        matrix = idx.vectors.reconstruct_n(0, idx.vectors.ntotal)
+        matrix = idx.vectors.reconstruct(np.arange(idx.vectors.ntotal))
         out = {}
         for row, chunk in enumerate(idx.chunks):
             ids = idx.sentences[idx.offsets[row] : idx.offsets[row + 1]]

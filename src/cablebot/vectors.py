@@ -1,0 +1,277 @@
+"""Where the sentence vectors live: a FAISS file in the index directory (the default), or Milvus.
+
+Both backends answer the same calls: `search` (the nearest vectors, among
+allowed ids if given), `reconstruct` (vectors by id, to score each sentence
+of a retrieved passage), `ntotal` and `save`. Everything else of an index
+(chunks, documents, BM25, filters) stays in the index directory either way.
+
+FAISS serves one machine up to the whole Cablegate release (bench/scale.py).
+Milvus (`[index] backend = "milvus"`) is for a collection that outgrows one
+machine or is shared by many: `uri` names the server; left empty, Milvus Lite
+keeps the vectors in a folder of the index directory (one process at a time:
+for tests and trials).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cablebot.errors import CablebotError
+from cablebot.store import DamagedFile
+
+APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
+MAX_CELLS = 4096  # IVF cells at most
+BACKENDS = ("faiss", "milvus")
+
+
+class FaissVectors:
+    """A FAISS index of unit vectors (inner product), memory-mapped when approximate."""
+
+    def __init__(self, index: Any, kind: str, nprobe: int = 0) -> None:
+        self.index, self.kind = index, kind
+        # Cells searched per question: 1 in 32, at least 32. At 14 million vectors in 4,096 cells, 32 probes
+        # found 0.87 of the exact top 10, 128 found 0.95 (bench/scale.py).
+        self.nprobe = nprobe or max(32, getattr(index, "nlist", 0) // 32)
+
+    @classmethod
+    def new(cls, n: int, sample: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> FaissVectors:
+        """An empty index for `n` vectors, trained on `sample` if it needs training.
+
+        Exact search over fp16 vectors (half the memory of fp32, the same
+        rankings) up to `approximate_above` vectors; above, an inverted file of
+        8-bit vectors: k-means cells, of which a few are searched per
+        question, read memory-mapped (bench/scale.py: 14 million sentence
+        vectors, the whole Cablegate release, in 5.4 GB).
+        """
+        import faiss
+
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding use every core
+        dim = sample.shape[1]
+        if n <= approximate_above:
+            return cls(faiss.index_factory(dim, "SQfp16", faiss.METRIC_INNER_PRODUCT), "SQfp16")
+        # Cells of a few thousand vectors; past 4,096 cells, training and adding cost more than they save
+        # on two cores (each added vector is compared with every centre).
+        nlist = max(1, min(MAX_CELLS, int(4 * np.sqrt(n))))
+        kind = f"IVF{nlist},SQ8"
+        index = faiss.index_factory(dim, kind, faiss.METRIC_INNER_PRODUCT)
+        if len(sample) > 64 * nlist:
+            sample = sample[np.random.default_rng(0).choice(len(sample), 64 * nlist, replace=False)]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        return cls(index, kind)
+
+    @classmethod
+    def of(cls, matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> FaissVectors:
+        vectors = cls.new(len(matrix), matrix, approximate_above)
+        vectors.add(matrix)
+        return vectors
+
+    @classmethod
+    def open(cls, path: Path, settings: dict[str, Any]) -> FaissVectors:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # one question at a time: waking OpenMP threads costs more than they save
+        kind = str(settings.get("kind", ""))
+        if not path.is_file():
+            raise DamagedFile(path, "missing")
+        try:
+            # Approximate indexes are memory-mapped: pages load as searches touch them.
+            flags = faiss.IO_FLAG_MMAP if kind.startswith("IVF") else 0
+            index = faiss.read_index(str(path), flags)
+            if flags:
+                index.make_direct_map()  # for reconstruct(): re-scoring and incremental rebuilds
+        except RuntimeError as e:
+            raise DamagedFile(path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
+        return cls(index, kind, int(settings.get("nprobe", 0)))
+
+    def settings(self) -> dict[str, Any]:
+        """What the manifest records to open these vectors again."""
+        return {"backend": "faiss", "kind": self.kind, "nprobe": self.nprobe}
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def d(self) -> int:
+        return int(self.index.d)
+
+    def add(self, matrix: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+
+    def search(
+        self, query: np.ndarray, n: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and scores of the `n` nearest vectors (among `allowed` ids), best first."""
+        import faiss
+
+        selector = faiss.IDSelectorBatch(allowed.astype("int64")) if allowed is not None else None
+        if self.kind.startswith("IVF"):
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        scores, ids = self.index.search(query.reshape(1, -1).astype("float32"), n, params=params)
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        return self.index.reconstruct_batch(np.asarray(ids, dtype="int64"))
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(self.index, str(path))  # straight to the file: no copy in memory
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+class MilvusVectors:
+    """A Milvus collection of (id, vector). Vectors given before `save` are inserted by it."""
+
+    BATCH = 2_000  # vectors a request inserts
+    MAX_LIMIT = 16_384  # the most results Milvus returns for one search
+
+    def __init__(self, uri: str, collection: str, dim: int, client: Any = None, pending: Any = None) -> None:
+        self.uri, self.collection, self.dim = uri, collection, dim
+        self._client = client
+        self._pending = pending  # vectors to insert on save
+        self._ntotal = 0 if pending is None else len(pending)
+
+    @classmethod
+    def of(cls, matrix: np.ndarray, uri: str, collection: str) -> MilvusVectors:
+        return cls(uri, collection, matrix.shape[1], pending=np.asarray(matrix, dtype=np.float32))
+
+    @classmethod
+    def open(cls, path: Path, settings: dict[str, Any]) -> MilvusVectors:
+        """The collection the manifest names; Milvus Lite's folder is `path` when no uri is recorded."""
+        uri = str(settings.get("uri") or path)
+        collection = str(settings.get("collection", ""))
+        client = _client(uri)
+        try:
+            if not client.has_collection(collection):
+                raise DamagedFile(path, f"Milvus at {uri} has no collection {collection}")
+            client.load_collection(collection)
+            stats = client.get_collection_stats(collection)
+        except DamagedFile:
+            raise
+        except Exception as e:  # pymilvus raises MilvusException and gRPC errors
+            raise DamagedFile(path, f"Milvus at {uri}: {e}") from e
+        vectors = cls(uri, collection, int(settings.get("dimension", 0)), client)
+        vectors._ntotal = int(stats.get("row_count", 0))
+        return vectors
+
+    def file_name(self, generation: int) -> str:
+        """Milvus Lite's folder in the index directory, or a file naming the server and collection."""
+        return f"vectors.{generation}.milvus.{'db' if _is_lite(self.uri) else 'json'}"
+
+    def settings(self) -> dict[str, Any]:
+        lite = _is_lite(self.uri)
+        return {
+            "backend": "milvus",
+            "uri": "" if lite else self.uri,
+            "collection": self.collection,
+            "dimension": self.dim,
+        }
+
+    @property
+    def ntotal(self) -> int:
+        return self._ntotal
+
+    @property
+    def d(self) -> int:
+        return self.dim
+
+    def save(self, path: Path) -> None:
+        """Create the collection (Milvus Lite: in the folder `path`) and insert the vectors."""
+        from pymilvus import DataType
+
+        uri = str(path) if _is_lite(self.uri) else self.uri
+        client = _client(uri)
+        if client.has_collection(self.collection):
+            client.drop_collection(self.collection)
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="AUTOINDEX", metric_type="IP")
+        client.create_collection(self.collection, schema=schema, index_params=index)
+        pending = self._pending if self._pending is not None else np.zeros((0, self.dim), np.float32)
+        for start in range(0, len(pending), self.BATCH):
+            batch = pending[start : start + self.BATCH]
+            rows = [{"id": start + i, "vector": v.tolist()} for i, v in enumerate(batch)]
+            client.insert(self.collection, rows)
+        client.flush(self.collection)  # searches see only flushed vectors
+        if not _is_lite(self.uri):
+            path.write_text(json.dumps({"uri": self.uri, "collection": self.collection}), encoding="utf-8")
+        client.close()
+        self._pending = None
+
+    def search(
+        self, query: np.ndarray, n: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and scores of the `n` nearest vectors (among `allowed` ids), best first."""
+        expression = f"id in {[int(i) for i in allowed]}" if allowed is not None else ""
+        found = self._client.search(
+            self.collection,
+            [np.asarray(query, dtype=np.float32).tolist()],
+            limit=min(n, self.MAX_LIMIT, max(self._ntotal, 1)),
+            filter=expression,
+            search_params={"metric_type": "IP"},
+        )[0]
+        ids = np.array([hit["id"] for hit in found], dtype=np.int64)
+        return ids, np.array([hit["distance"] for hit in found], dtype=np.float32)
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for start in range(0, len(ids), self.MAX_LIMIT):
+            part = ids[start : start + self.MAX_LIMIT]
+            got = {
+                r["id"]: r["vector"] for r in self._client.get(self.collection, ids=part, output_fields=["vector"])
+            }
+            out[start : start + len(part)] = [got[i] for i in part]
+        return out
+
+
+def _is_lite(uri: str) -> bool:
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def _client(uri: str) -> Any:
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as e:
+        raise CablebotError("the Milvus backend needs pymilvus: pip install 'cablebot[milvus]'") from e
+    try:
+        return MilvusClient(uri, token=os.environ.get("MILVUS_TOKEN", ""))
+    except Exception as e:  # a server that is down, or Milvus Lite's folder open in another process
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CablebotError(f"cannot open Milvus at {uri} ({why}); is another cablebot using it?") from e
+
+
+def open_vectors(path: Path, settings: dict[str, Any]) -> FaissVectors | MilvusVectors:
+    """The vectors a manifest describes (`settings`), stored at `path` in the index directory."""
+    if settings.get("backend") == "milvus":
+        if path.is_file():  # a server: the file names it
+            try:
+                pointer = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise DamagedFile(path, e) from e
+            settings = settings | {"uri": pointer.get("uri"), "collection": pointer.get("collection")}
+        return MilvusVectors.open(path, settings)
+    return FaissVectors.open(path, settings)
+
+
+def drop(path: Path) -> None:
+    """Before a generation's vectors file goes: a Milvus server's collection it names goes too."""
+    if path.is_file() and path.name.endswith(".milvus.json"):
+        try:
+            pointer = json.loads(path.read_text(encoding="utf-8"))
+            client = _client(pointer["uri"])
+            client.drop_collection(pointer["collection"])
+        except Exception:
+            pass
