@@ -27,6 +27,25 @@ QUESTIONS = [
 ]
 
 
+def load_questions(*paths: Path) -> list[str]:
+    """The questions of JSONL question sets, in order."""
+    return [json.loads(line)["question"] for p in paths for line in p.read_text().splitlines() if line.strip()]
+
+
+def ask_times(bot, questions: list[str], repeat: int = 1) -> list[float]:
+    """Milliseconds per warm `bot.ask`, embedding included, after one warm-up pass over `questions`."""
+    for q in questions:
+        bot.ask(q)  # warm up
+    times = []
+    for _ in range(repeat):
+        for q in questions:
+            bot.embedder.embed_query.cache_clear()  # time the embedding too, not a cache hit
+            t = time.perf_counter()
+            bot.ask(q)
+            times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
 def wall(cmd: list[str]) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -39,9 +58,7 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, help="JSONL question set (default: six seed questions)")
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    questions = QUESTIONS
-    if a.questions:
-        questions = [json.loads(line)["question"] for line in a.questions.read_text().splitlines() if line.strip()]
+    questions = load_questions(a.questions) if a.questions else QUESTIONS
     index_args = ["--index", a.index] if a.index else []
     ask = [sys.executable, "-m", "cablebot.cli", "ask", *index_args, questions[0]]
     wall(ask)  # make sure the index exists and files are in the page cache
@@ -56,16 +73,7 @@ def main() -> None:
     from cablebot.core import Cablebot
 
     bot = Cablebot(load_settings(index_dir=a.index))
-    for q in questions:
-        bot.ask(q)  # warm up
-    times = []
-    for _ in range(a.repeat):
-        for q in questions:
-            bot.embedder.embed_query.cache_clear()  # time the embedding too, not a cache hit
-            t = time.perf_counter()
-            bot.ask(q)
-            times.append((time.perf_counter() - t) * 1000)
-    times.sort()
+    times = sorted(ask_times(bot, questions, a.repeat))
     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
     print(
         f"warm ask: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms per question "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from latency import ask_times, load_questions  # bench/latency.py: the same warm timing
 
 from cablebot.chunking import Chunk
 from cablebot.index import Index, write_generation
@@ -78,10 +79,6 @@ class TopK:
         self.scores, self.ids = np.take_along_axis(scores, best, axis=1), np.take_along_axis(ids, best, axis=1)
 
 
-def _questions(*paths: Path) -> list[str]:
-    return [json.loads(line)["question"] for p in paths for line in p.read_text(encoding="utf-8").splitlines()]
-
-
 def build(base_dir: Path, out: Path, target: int) -> dict[str, Any]:
     """Tile `base_dir` into a new index in `out` of about `target` chunks; returns what it measured."""
     from cablebot.config import load_settings
@@ -112,7 +109,7 @@ def build(base_dir: Path, out: Path, target: int) -> dict[str, Any]:
     ]
     settings = load_settings(None, base_dir)
     embedder = load_embedder(settings.embedding_model, settings.embedding_backend, settings.embedding_quantize)
-    queries = _questions(EVAL / "dev-seed.jsonl", EVAL / "dev-cables.jsonl", TRAIN)
+    queries = load_questions(EVAL / "dev-seed.jsonl", EVAL / "dev-cables.jsonl", TRAIN)
     q = np.stack([embedder.embed_query(x) for x in queries]).astype(np.float32)
     rng = np.random.default_rng(0)
 
@@ -200,19 +197,12 @@ def cold_ask(index: Path) -> dict[str, object]:
 
 
 def warm(index: Path) -> dict[str, float]:
-    """Every development question asked once after a warm-up, in one process."""
+    """Every development question asked once after a warm-up pass, embedding included, in one process."""
     from cablebot.config import load_settings
     from cablebot.core import Cablebot
 
     bot = Cablebot(load_settings(None, index), build_missing=False)
-    questions = _questions(EVAL / "dev-seed.jsonl", EVAL / "dev-cables.jsonl")
-    for x in questions[:5]:
-        bot.ask(x)
-    times = []
-    for x in questions:
-        t = time.perf_counter()
-        bot.ask(x)
-        times.append((time.perf_counter() - t) * 1000)
+    times = ask_times(bot, load_questions(EVAL / "dev-seed.jsonl", EVAL / "dev-cables.jsonl"))
     return {"p50_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95)), "questions": len(times)}
 
 

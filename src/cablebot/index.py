@@ -230,17 +230,17 @@ class Index:
         if len(self.documents) > STALE_CHECK:
             return []
         stale = []
-        for entry in self.documents.files():
-            path = Path(entry["path"])
+        for doc, size, mtime_ns in self.documents.files():
+            path = Path(doc.path)
             try:
                 st = path.stat()
             except OSError:
                 stale.append(str(path))
                 continue
-            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime_ns"]:
+            if st.st_size != size or st.st_mtime_ns != mtime_ns:
                 from cablebot.documents import sha256_bytes
 
-                if sha256_bytes(path.read_bytes()) != entry["sha256"]:
+                if sha256_bytes(path.read_bytes()) != doc.sha256:
                     stale.append(str(path))
         return stale
 
@@ -588,19 +588,20 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
         return None
     known = {}
     try:
-        for entry in index.documents.files():
-            doc = index.documents.get(entry["id"])
-            if doc is not None:
-                known[entry["path"]] = Known(entry["size"], entry["mtime_ns"], doc)
+        for doc, size, mtime_ns in index.documents.files():
+            known[doc.path] = Known(size, mtime_ns, doc)
     except DamagedFile:
         return None
     return _Previous(index, known)
 
 
 def indexed_document(directory: Path, doc_id: str) -> Document | None:
-    """The document `doc_id` of the index in `directory`, if it has one and loads."""
+    """The document `doc_id` of the index in `directory`, if it has one that reads (its document store alone:
+    neither vectors nor BM25 are opened)."""
     try:
-        return Index.load(directory).documents.get(doc_id)
+        files = Index.read_manifest(directory).get("files")
+        name = files.get("documents") if isinstance(files, dict) else None
+        return DocumentStore(directory / name).get(doc_id) if _safe_name(name) else None
     except CablebotError:
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,18 +54,24 @@ class Filter:
             ok[:] = False
             ok[rows] = True
         if self.origin:
-            wanted = [self.origin.casefold() in o.casefold() for o in table["origins"].tolist()]
-            ok &= np.asarray(wanted, dtype=bool)[table["origin"]] if wanted else False
+            origin = self.origin.casefold()
+            ok &= _passing(table, "origin", lambda value: origin in value.casefold())
         if self.classification:
-            want = self.classification.upper()
-            wanted = [want in (level, level.split("//")[0]) for level in table["classifications"].tolist()]
-            ok &= np.asarray(wanted, dtype=bool)[table["classification"]] if wanted else False
+            level = self.classification.upper()
+            ok &= _passing(table, "classification", lambda value: level in (value, value.split("//")[0]))
         dates = table["date"]
         if self.since:
             ok &= (dates != b"") & (dates >= self.since.encode())
         if self.until:
             ok &= (dates != b"") & (dates.astype(f"S{len(self.until)}") <= self.until.encode())
         return ok
+
+
+def _passing(table: dict[str, np.ndarray], column: str, test: Callable[[str], bool]) -> np.ndarray:
+    """Per document, whether its value in a coded column passes `test`: the test runs once per distinct value."""
+    import numpy as np
+
+    return np.array([test(v) for v in table[f"{column}s"].tolist()], dtype=bool)[table[column]]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -71,10 +71,10 @@ def save_array(path: Path, array: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
-def load_array(path: Path, mapped: bool = True) -> np.ndarray:
-    """A .npy file, memory-mapped unless `mapped` is false; a DamagedFile when it cannot be read."""
+def load_array(path: Path) -> np.ndarray:
+    """A .npy file, memory-mapped; a DamagedFile when it cannot be read."""
     try:
-        return np.load(path, mmap_mode="r" if mapped else None, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # a truncated or altered .npy fails in many ways (ValueError, OSError, EOFError)
         raise DamagedFile(path, e) from e
 
@@ -100,13 +100,7 @@ class Records(Sequence[T], Generic[T]):
     def __len__(self) -> int:
         return len(self._rows) - 1
 
-    @overload
-    def __getitem__(self, row: int) -> T: ...
-    @overload
-    def __getitem__(self, row: slice) -> list[T]: ...
-    def __getitem__(self, row: int | slice) -> T | list[T]:
-        if isinstance(row, slice):
-            return [self[r] for r in range(*row.indices(len(self)))]
+    def __getitem__(self, row: int) -> T:  # type: ignore[override]  (rows one at a time; no slices)
         if row < 0:
             row += len(self)
         if not 0 <= row < len(self):
@@ -185,11 +179,11 @@ class DocumentStore(Mapping[str, Document]):
         """The chunk rows of the document in record row `row`."""
         return range(int(self.chunk_start[row]), int(self.chunk_start[row + 1]))
 
-    def files(self) -> Iterator[dict[str, Any]]:
-        """Each document's file as recorded: id, path, size, mtime_ns, sha256."""
+    def files(self) -> Iterator[tuple[Document, int, int]]:
+        """Each document with its file's size and mtime_ns as recorded (one read of each record)."""
         for row in range(len(self.records)):
             record = self.records.raw(row)
-            yield {key: record.get(key) for key in ("id", "path", "size", "mtime_ns", "sha256")}
+            yield _document(record), record.get("size", -1), record.get("mtime_ns", -1)
 
 
 TABLE = ("ids", "order", "chunk_start", "origin", "origins", "classification", "classifications", "date")

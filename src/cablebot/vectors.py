@@ -14,6 +14,7 @@ for tests and trials).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -170,13 +171,7 @@ class MilvusVectors:
         return f"vectors.{generation}.milvus.{'db' if _is_lite(self.uri) else 'json'}"
 
     def settings(self) -> dict[str, Any]:
-        lite = _is_lite(self.uri)
-        return {
-            "backend": "milvus",
-            "uri": "" if lite else self.uri,
-            "collection": self.collection,
-            "dimension": self.dim,
-        }
+        return {"backend": "milvus", "uri": "" if _is_lite(self.uri) else self.uri, "collection": self.collection}
 
     @property
     def ntotal(self) -> int:
@@ -270,9 +265,6 @@ def open_vectors(path: Path, settings: dict[str, Any]) -> FaissVectors | MilvusV
 def drop(path: Path) -> None:
     """Before a generation's vectors file goes: a Milvus server's collection it names goes too."""
     if path.is_file() and path.name.endswith(".milvus.json"):
-        try:
+        with contextlib.suppress(Exception):  # best effort: a server that is gone has nothing left to drop
             pointer = json.loads(path.read_text(encoding="utf-8"))
-            client = _client(pointer["uri"])
-            client.drop_collection(pointer["collection"])
-        except Exception:
-            pass
+            _client(pointer["uri"]).drop_collection(pointer["collection"])
