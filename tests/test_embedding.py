@@ -62,7 +62,7 @@ def test_an_index_above_the_threshold_is_an_ivf_file_memory_mapped_that_answers(
     settings = Settings(index_dir=tmp_path / "index", corpus_paths=(BUNDLED_CORPUS,), index_approximate_above=5)
     bot = Cablebot(settings, warn=lambda m: None)
     kind = bot.index.manifest["vectors"]["kind"]
-    assert kind.startswith("IVF") and kind.endswith("SQ8")
+    assert kind.startswith("IVF") and kind.endswith("SQfp16")
     answer = bot.ask("How many Mexican officials guard the southern border?")
     assert "125 Mexican immigration officials" in answer.citations[0].quote
     reloaded = Cablebot(settings, warn=lambda m: None)  # memory-mapped on load

@@ -117,7 +117,6 @@ def test_a_small_filtered_set_is_found_whole_in_an_approximate_index_of_300k_vec
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     vectors = FaissVectors.of(matrix, approximate_above=1_000)
     assert vectors.kind.startswith("IVF")
-    vectors.index.make_direct_map()  # as Index.load does for an inverted file
     chunks = [Chunk(f"d{i // per_doc}", 1, 0, 1, "x", "¶1") for i in range(n)]
     one_each = np.arange(n + 1, dtype=np.int64)
     sentences = {"sentences": one_each[:-1], "offsets": one_each, "order": one_each[:-1], "start": one_each}
