@@ -1,6 +1,7 @@
 """The whole system at the size of the full Cablegate release: about 7 million chunks.
 
-usage: python bench/scale.py --index BASE [--chunks 7000000] [--out DIR] [--keep]
+usage: python bench/scale.py --index BASE [--chunks 7000000] [--out DIR]
+       python bench/scale.py --index BASE --again DIR   (only the asks, over an index built before)
 
 BASE is an index of the 1,295 cables and the article (`cablebot index --index
 BASE CABLES src/cablebot/data/seed`). Its cables are tiled until the index
@@ -11,8 +12,9 @@ index's own storage path (`cablebot.index.write_generation`: vector index,
 chunk and document stores, BM25, manifest); only embedding is skipped.
 
 Then, each in a fresh process as a user would run them:
-- cold `cablebot ask` of the design question: wall time, peak RSS, and
-  whether it still answers 125 from the article;
+- cold `cablebot ask` of the design question, three times: wall time, peak
+  RSS, and whether it still answers 125 from the article (the first reads
+  from disk what the page cache lost while the index was built);
 - warm questions (the development questions, through `Cablebot.ask`):
   median and p95;
 - recall@10 of the approximate vector search against exact search, with
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from latency import ask_times, load_questions  # bench/latency.py: the same warm timing
+from latency import ask_times, load_questions, wall  # bench/latency.py: the same timing
 
 from cablebot.chunking import Chunk
 from cablebot.index import Index, write_generation
@@ -213,10 +215,14 @@ def main() -> None:
     ap.add_argument("--index", required=True, help="index of the 1,295 cables and the article")
     ap.add_argument("--chunks", type=int, default=7_000_000)
     ap.add_argument("--out", default="/tmp/cablebot-scale", help="where the tiled index goes (must not exist)")
+    ap.add_argument("--again", help="measure the asks over a tiled index built before, without building")
     ap.add_argument("--warm", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.warm:
         print(json.dumps(warm(Path(a.warm))))
+        return
+    if a.again:
+        asks(Path(a.index), Path(a.again))
         return
     out = Path(a.out)
     if out.exists():
@@ -232,13 +238,21 @@ def main() -> None:
             f"{nprobe} cells searched: recall@10 against exact search {recall:.3f}, {ms:.1f} ms median "
             f"({built['queries']} real questions' vectors)"
         )
-    cold = cold_ask(out)
-    print(
-        f"cold `cablebot ask`: {cold['wall_s']:.2f} s, peak RSS {cold['peak_mib']:.0f} MiB; "
-        f"answers 125: {cold['answers_125']} (cites {cold['cited']})"
-    )
+    asks(Path(a.index), out)
+
+
+def asks(base: Path, out: Path) -> None:
+    """Print cold asks (each a new process) and warm asks (in another process, as the build's memory is gone)."""
+    baseline = sorted(wall([sys.executable, "-c", "pass"]) for _ in range(3))[1]
+    print(f"bare python start (the machine's baseline): {baseline:.3f} s")
+    for n in range(3):
+        cold = cold_ask(out)
+        print(
+            f"cold `cablebot ask` {n + 1}: {cold['wall_s']:.2f} s, peak RSS {cold['peak_mib']:.0f} MiB; "
+            f"answers 125: {cold['answers_125']} (cites {cold['cited']})"
+        )
     run = subprocess.run(
-        [sys.executable, __file__, "--index", a.index, "--warm", str(out)],
+        [sys.executable, __file__, "--index", str(base), "--warm", str(out)],
         capture_output=True,
         text=True,
         check=True,

@@ -67,3 +67,8 @@ def test_an_index_above_the_threshold_is_an_ivf_file_memory_mapped_that_answers(
     assert "125 Mexican immigration officials" in answer.citations[0].quote
     reloaded = Cablebot(settings, warn=lambda m: None)  # memory-mapped on load
     assert "125" in reloaded.ask("How many Mexican officials guard the southern border?").text
+    # The map from vector to cell is in the file: a load never reads every cell to build it.
+    import faiss
+
+    path = settings.index_dir / bot.index.manifest["files"]["vectors"]
+    assert not faiss.read_index(str(path), faiss.IO_FLAG_MMAP).direct_map.no()
