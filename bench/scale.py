@@ -121,8 +121,8 @@ def build(base_dir: Path, out: Path, target: int) -> dict[str, Any]:
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     t0 = time.perf_counter()
-    sample = max(0, math.ceil((TRAINING - len(matrix)) / len(unique)))  # copies to train on
-    vectors = FaissVectors.new(total, np.concatenate([matrix, *(copy_vectors() for _ in range(sample))]))
+    training_copies = max(0, math.ceil((TRAINING - len(matrix)) / len(unique)))
+    vectors = FaissVectors.new(total, np.concatenate([matrix, *(copy_vectors() for _ in range(training_copies))]))
     print(f"{vectors.kind}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
     truth = TopK(len(q))
     vectors.add(matrix)

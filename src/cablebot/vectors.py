@@ -37,7 +37,7 @@ class FaissVectors:
     def __init__(self, index: Any, kind: str, nprobe: int = 0) -> None:
         self.index, self.kind = index, kind
         # Cells searched per question: 1 in 128, at least 32. At 13.7 million vectors in 14,804 cells, 115
-        # probes find 0.960 of the exact top 10 in 14 ms, 231 find 0.978 in 28 ms (README.md, Scaling).
+        # probes find 0.960 of the exact top 10 in 17 ms, 230 find 0.978 in 30 ms (README.md, Scaling).
         self.nprobe = nprobe or max(32, getattr(index, "nlist", 0) // 128)
 
     @classmethod
@@ -67,7 +67,7 @@ class FaissVectors:
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         if nlist > TWO_LEVEL_ABOVE:
             # k-means over every centre costs samples x cells per pass: over an hour for 14,804 cells and a
-            # million samples on two cores. Two levels (sqrt(cells) groups, then cells within each) took 57 s.
+            # million samples on two cores. Two levels (sqrt(cells) groups, then cells within each) took 64 s.
             from faiss.contrib.clustering import two_level_clustering
 
             centres, _ = two_level_clustering(sample, int(np.sqrt(nlist)), nlist, spherical=True, seed=1)
