@@ -139,3 +139,32 @@ def test_a_small_filtered_set_is_found_whole_in_an_approximate_index_of_300k_vec
         [len({r for r, _ in index.search(q, 10)} & set(e)) / 10 for q, e in zip(queries, exact, strict=True)]
     )
     assert 0.2 < recall < 1.0
+
+
+def test_a_memory_mapped_inverted_file_read_by_row_finds_the_same_vectors(tmp_path: Path) -> None:
+    """Serving advises the kernel (random reads, the probed cells read ahead together) and searches cell
+    by cell itself: the results must be exactly those of FAISS's own search, filtered or not."""
+    import numpy as np
+
+    from cablebot.vectors import FaissVectors
+
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((20_000, 32), dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    path = tmp_path / "vectors.faiss"
+    FaissVectors.of(matrix, approximate_above=1_000).save(path)
+    settings = {"kind": FaissVectors.of(matrix[:1_001], approximate_above=1_000).kind}
+    plain, served = FaissVectors.open(path, settings), FaissVectors.open(path, settings)
+    served.read_by_row()
+    allowed = np.arange(0, 20_000, 3)
+    for query in rng.standard_normal((20, 32)).astype(np.float32):
+        for among in (None, allowed):
+            ids, scores = served.search(query, 25, among)
+            expected_ids, expected_scores = plain.search(query, 25, among)
+            assert len(ids) == 25 and ids.tolist() == expected_ids.tolist()
+            assert np.array_equal(scores, expected_scores)
+    assert np.array_equal(served.reconstruct(allowed[:50]), plain.reconstruct(allowed[:50]))
+    smaps = Path("/proc/self/smaps")
+    if smaps.is_file():  # Linux: the mapping of the file is marked for random reads ("rr")
+        mappings = smaps.read_text().split(str(path))[1:]
+        assert any(" rr" in m.split("VmFlags:")[1].splitlines()[0] for m in mappings)

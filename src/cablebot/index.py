@@ -147,6 +147,18 @@ class Index:
         self._order = sentences["order"]
         self._start = sentences["start"]
 
+    def read_by_row(self) -> None:
+        """This index answers questions from now on: its memory-mapped files are read a row at a time
+        (store.read_by_row), except those a filter scans whole. A build, which reads them through, does
+        not call this."""
+        from cablebot.store import read_by_row
+
+        self.chunks.read_by_row()
+        self.documents.records.read_by_row()
+        read_by_row(self._order)
+        read_by_row(self._start)
+        self.vectors.read_by_row()
+
     @staticmethod
     def read_manifest(directory: Path) -> dict[str, Any]:
         path = directory / MANIFEST

@@ -97,6 +97,7 @@ class Retriever:
     RRF_K = 60  # the usual constant: ranks beyond a few dozen hardly count
 
     def __init__(self, index: Index, embedder: Embedder) -> None:
+        index.read_by_row()
         self.index = index
         self.embedder = embedder
         self.max_weight = math.log(1 + 2 * max(1, len(index.chunks)))

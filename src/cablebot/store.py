@@ -10,6 +10,8 @@ is read, however large the file.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import mmap
 import os
@@ -79,6 +81,38 @@ def load_array(path: Path) -> np.ndarray:
         raise DamagedFile(path, e) from e
 
 
+def read_by_row(data: mmap.mmap | np.ndarray | bytes) -> None:
+    """Tell the kernel that `data`, a memory-mapped file, is now read a row at a time, not scanned.
+
+    On a page fault Linux reads ahead around it (8 MB on this machine's disk):
+    right for a file read through, wasted on one row. From a cold page cache,
+    reading 38 chunk records read 104 MB this way. Advice only: on a system
+    without madvise nothing changes.
+    """
+    if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_RANDOM"):
+        data.madvise(mmap.MADV_RANDOM)
+    elif isinstance(data, np.ndarray) and data.nbytes and hasattr(mmap, "MADV_RANDOM"):
+        madvise(data.ctypes.data, data.nbytes, mmap.MADV_RANDOM)
+
+
+def madvise(address: int, length: int, advice: int) -> None:
+    """madvise(2) on the pages holding bytes [address, address + length) of a memory-mapped file."""
+    call = _libc_madvise()
+    if call is not None:
+        start = address - address % mmap.PAGESIZE  # it takes whole pages
+        call(start, length + address - start, advice)  # advice: a refusal changes no result
+
+
+@functools.cache
+def _libc_madvise() -> Any:
+    try:
+        call = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, TypeError, AttributeError):  # no C library to load by name (Windows)
+        return None
+    call.argtypes, call.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    return call
+
+
 class Records(Sequence[T], Generic[T]):
     """The records of a store, as `make(record dict)`, read on demand."""
 
@@ -129,6 +163,11 @@ class Records(Sequence[T], Generic[T]):
     def __iter__(self) -> Iterator[T]:
         for row in range(len(self)):
             yield self[row]
+
+    def read_by_row(self) -> None:
+        """Records are read one at a time from now on (see `read_by_row`)."""
+        read_by_row(self._data)
+        read_by_row(self._rows)
 
 
 class DocumentStore(Mapping[str, Document]):
