@@ -140,21 +140,23 @@ class FaissVectors:
             quantizer = faiss.SearchParametersHNSW(efSearch=2 * self.nprobe) if "_HNSW" in self.kind else None
             params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe, quantizer_params=quantizer)
             if self._mapped:
-                return self._search_mapped(query, n, params)
+                return self._search_mapped(query, n, params, self._mapped)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
         scores, ids = self.index.search(query.reshape(1, -1).astype("float32"), n, params=params)
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
 
-    def _search_mapped(self, query: np.ndarray, n: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _search_mapped(
+        self, query: np.ndarray, n: int, params: Any, mapped: _MappedCells
+    ) -> tuple[np.ndarray, np.ndarray]:
         """`search` in a memory-mapped inverted file: the cells to scan are found first and read ahead
         together, instead of page by page as the scan reaches them."""
         import faiss
 
         x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         cell_scores, cells = self.index.quantizer.search(x, self.nprobe, params=params.quantizer_params)
-        self._mapped.read_ahead(cells[0])
+        mapped.read_ahead(cells[0])
         scores, ids = np.empty((1, n), dtype=np.float32), np.empty((1, n), dtype=np.int64)
         self.index.search_preassigned_c(
             1, faiss.swig_ptr(x), n, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
@@ -293,14 +295,16 @@ class MilvusVectors:
         ids = np.array([hit["id"] for hit in found], dtype=np.int64)
         return ids, np.array([hit["distance"] for hit in found], dtype=np.float32)
 
-    def _search_mapped(self, query: np.ndarray, n: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _search_mapped(
+        self, query: np.ndarray, n: int, params: Any, mapped: _MappedCells
+    ) -> tuple[np.ndarray, np.ndarray]:
         """`search` in a memory-mapped inverted file: the cells to scan are found first and read ahead
         together, instead of page by page as the scan reaches them."""
         import faiss
 
         x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         cell_scores, cells = self.index.quantizer.search(x, self.nprobe, params=params.quantizer_params)
-        self._mapped.read_ahead(cells[0])
+        mapped.read_ahead(cells[0])
         scores, ids = np.empty((1, n), dtype=np.float32), np.empty((1, n), dtype=np.int64)
         self.index.search_preassigned_c(
             1, faiss.swig_ptr(x), n, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
