@@ -67,8 +67,12 @@ def test_an_index_above_the_threshold_is_an_ivf_file_memory_mapped_that_answers(
     assert "125 Mexican immigration officials" in answer.citations[0].quote
     reloaded = Cablebot(settings, warn=lambda m: None)  # memory-mapped on load
     assert "125" in reloaded.ask("How many Mexican officials guard the southern border?").text
-    # The map from vector to cell is in the file: a load never reads every cell to build it.
+    # The map from vector to cell is saved beside the file, memory-mapped: a load neither reads every
+    # cell to build it nor reads it whole from the FAISS file.
     import faiss
 
     path = settings.index_dir / bot.index.manifest["files"]["vectors"]
-    assert not faiss.read_index(str(path), faiss.IO_FLAG_MMAP).direct_map.no()
+    assert faiss.read_index(str(path), faiss.IO_FLAG_MMAP).direct_map.no()
+    where = np.load(path.with_name(path.name.removesuffix(".faiss") + ".where.npy"), mmap_mode="r")
+    assert len(where) == reloaded.index.vectors.ntotal == bot.index.vectors.ntotal
+    assert path.with_name(path.name.removesuffix(".faiss") + ".where.npy").name in bot.index.manifest["checksums"]

@@ -54,7 +54,7 @@ from cablebot.store import (
     write_documents,
     write_records,
 )
-from cablebot.vectors import APPROXIMATE_ABOVE, FaissVectors, MilvusVectors, drop, open_vectors
+from cablebot.vectors import APPROXIMATE_ABOVE, FaissVectors, MilvusVectors, drop, open_vectors, where_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -665,6 +665,8 @@ def _file_names(files: dict[str, str]) -> list[str]:
     for key in ("chunks", "documents"):
         names.append(files[key].removesuffix(".jsonl") + ".rows.npy")
     names.append(files["documents"].removesuffix(".jsonl") + ".table.npz")
+    if files["vectors"].endswith(".faiss"):
+        names.append(where_name(files["vectors"]))
     return names
 
 

@@ -24,19 +24,21 @@ from typing import Any
 import numpy as np
 
 from cablebot.errors import CablebotError
-from cablebot.store import DamagedFile, madvise
+from cablebot.store import DamagedFile, load_array, madvise, read_by_row, save_array
 
 APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
 MAX_CELLS = 16_384  # IVF cells at most
 TWO_LEVEL_ABOVE = 1_024  # cells; more are trained by two-level k-means
+RECONSTRUCT_ONE_BY_ONE = 100_000  # vectors an inverted file looks up by id; more are read cell by cell
 BACKENDS = ("faiss", "milvus")
 
 
 class FaissVectors:
     """A FAISS index of unit vectors (inner product), memory-mapped when approximate."""
 
-    def __init__(self, index: Any, kind: str, nprobe: int = 0) -> None:
+    def __init__(self, index: Any, kind: str, nprobe: int = 0, where: np.ndarray | None = None) -> None:
         self.index, self.kind = index, kind
+        self._where = where  # an inverted file's vector -> (cell << 32 | offset), when not FAISS's own map
         # Cells searched per question: 1 in 128, at least 32. At 13.7 million vectors in 14,804 cells, 115
         # probes find 0.960 of the exact top 10 in 17 ms, 230 find 0.978 in 30 ms (README.md, Scaling).
         self.nprobe = nprobe or max(32, getattr(index, "nlist", 0) // 128)
@@ -76,7 +78,7 @@ class FaissVectors:
             faiss.extract_index_ivf(index).quantizer.add(centres)  # trained: train() keeps these cells
         index.train(sample)
         # Where each vector is (for reconstruct: re-scoring and incremental rebuilds), kept up by every add
-        # and saved in the file: built at load instead, it reads every cell of the memory-mapped file.
+        # and saved beside the file (see `save`): built at load instead, it reads every cell of the file.
         index.make_direct_map()
         return cls(index, kind)
 
@@ -98,11 +100,15 @@ class FaissVectors:
             # Approximate indexes are memory-mapped: pages load as searches touch them.
             flags = faiss.IO_FLAG_MMAP if kind.startswith("IVF") else 0
             index = faiss.read_index(str(path), flags)
-            if flags and index.direct_map.no():  # written before the map was saved with the index
+            beside = path.with_name(where_name(path.name))
+            where = load_array(beside) if flags and beside.is_file() else None
+            if flags and where is None and index.direct_map.no():  # written before the map was saved at all
                 index.make_direct_map()
         except RuntimeError as e:
             raise DamagedFile(path, str(e).strip().splitlines()[-1] if str(e).strip() else e) from e
-        return cls(index, kind, int(settings.get("nprobe", 0)))
+        if where is not None and len(where) != index.ntotal:
+            raise DamagedFile(beside, f"does not match the {index.ntotal} vectors")
+        return cls(index, kind, int(settings.get("nprobe", 0)), where)
 
     def read_by_row(self) -> None:
         """Questions from now on, not a rebuild reading every vector: a memory-mapped inverted file is
@@ -111,6 +117,8 @@ class FaissVectors:
         115 cells of ~0.7 MB read 520 MB and looking up 300 vectors by id 1.9 GB (2 s); advised, 104 MB
         and 10 MB."""
         self._mapped = _MappedCells.of(self.index)
+        if self._where is not None:
+            read_by_row(self._where)
 
     def settings(self) -> dict[str, Any]:
         """What the manifest records to open these vectors again."""
@@ -166,14 +174,43 @@ class FaissVectors:
         return ids[0][found], scores[0][found]
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        return self.index.reconstruct_batch(np.asarray(ids, dtype="int64"))
-
-    def save(self, path: Path) -> None:
+        """The vectors `ids` (as stored: fp16 precision)."""
         import faiss
 
+        ids = np.asarray(ids, dtype="int64")
+        if self._where is None:
+            return self.index.reconstruct_batch(ids)
+        if len(ids) > RECONSTRUCT_ONE_BY_ONE:  # a rebuild reading them all: one pass over every cell
+            low = int(ids.min()) if len(ids) else 0
+            return self.index.reconstruct_n(low, int(ids.max()) + 1 - low)[ids - low]
+        out = np.empty((len(ids), self.d), dtype=np.float32)
+        for i, where in enumerate(self._where[ids].tolist()):
+            self.index.reconstruct_from_offset(where >> 32, where & 0xFFFFFFFF, faiss.swig_ptr(out[i]))
+        return out
+
+    def save(self, path: Path) -> None:
+        """The FAISS file and, beside it, an inverted file's map of where each vector is.
+
+        FAISS would read a map in its file whole at every load (8 bytes a
+        vector: 110 MB at 13.7 million); beside it, memory-mapped, a question
+        reads the few entries it needs. A flat index has no map (an empty one).
+        """
+        import faiss
+
+        where = np.zeros(0, dtype=np.int64) if self._where is None else np.asarray(self._where)
+        if self._where is None and self.kind.startswith("IVF") and not self.index.direct_map.no():
+            where = faiss.vector_to_array(self.index.direct_map.array).astype(np.int64)
+            self.index.set_direct_map_type(faiss.DirectMap.NoMap)
+            self._where = where
         faiss.write_index(self.index, str(path))  # straight to the file: no copy in memory
         with open(path, "rb") as f:
             os.fsync(f.fileno())
+        save_array(path.with_name(where_name(path.name)), where)
+
+
+def where_name(name: str) -> str:
+    """The file beside FAISS file `name` that maps each vector to where it is (see `FaissVectors.save`)."""
+    return name.removesuffix(".faiss") + ".where.npy"
 
 
 class _MappedCells:
