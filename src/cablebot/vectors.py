@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import mmap
 import os
 from pathlib import Path
@@ -29,6 +30,7 @@ from cablebot.store import DamagedFile, load_array, madvise, read_by_row, save_a
 APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) FAISS index
 MAX_CELLS = 16_384  # IVF cells at most
 TWO_LEVEL_ABOVE = 1_024  # cells; more are trained by two-level k-means
+MIN_SCANNED = 50_000  # vectors a question scans at least in an inverted file (see cells_to_search)
 RECONSTRUCT_ONE_BY_ONE = 100_000  # vectors an inverted file looks up by id; more are read cell by cell
 BACKENDS = ("faiss", "milvus")
 
@@ -39,9 +41,7 @@ class FaissVectors:
     def __init__(self, index: Any, kind: str, nprobe: int = 0, where: np.ndarray | None = None) -> None:
         self.index, self.kind = index, kind
         self._where = where  # an inverted file's vector -> (cell << 32 | offset), when not FAISS's own map
-        # Cells searched per question: 1 in 128, at least 32. At 13.7 million vectors in 14,804 cells, 115
-        # probes find 0.960 of the exact top 10 in 17 ms, 230 find 0.978 in 30 ms (README.md, Scaling).
-        self.nprobe = nprobe or max(32, getattr(index, "nlist", 0) // 128)
+        self.nprobe = nprobe or cells_to_search(getattr(index, "nlist", 0), index.ntotal)
         self._mapped: _MappedCells | None = None
 
     @classmethod
@@ -80,7 +80,7 @@ class FaissVectors:
         # Where each vector is (for reconstruct: re-scoring and incremental rebuilds), kept up by every add
         # and saved beside the file (see `save`): built at load instead, it reads every cell of the file.
         index.make_direct_map()
-        return cls(index, kind)
+        return cls(index, kind, cells_to_search(nlist, n))
 
     @classmethod
     def of(cls, matrix: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> FaissVectors:
@@ -206,6 +206,17 @@ class FaissVectors:
         with open(path, "rb") as f:
             os.fsync(f.fileno())
         save_array(path.with_name(where_name(path.name)), where)
+
+
+def cells_to_search(nlist: int, n: int) -> int:
+    """Cells of an inverted file of `n` vectors in `nlist` cells that a question searches.
+
+    1 in 128 cells, and at least MIN_SCANNED vectors: bench/scale.py measured
+    recall@10 0.960 at 13.7 million vectors with 115 of 14,804 cells (17 ms),
+    but at 810,000 vectors 1 cell in 128 (32 of 3,600, 7,000 vectors) found
+    only 0.832, and 223 cells (50,000 vectors) 0.960 in 13 ms.
+    """
+    return min(nlist, max(32, nlist // 128, math.ceil(MIN_SCANNED * nlist / max(n, 1)))) if nlist else 32
 
 
 def where_name(name: str) -> str:
