@@ -181,7 +181,7 @@ class FaissVectors:
         if self._where is None:
             return self.index.reconstruct_batch(ids)
         if len(ids) > RECONSTRUCT_ONE_BY_ONE:  # a rebuild reading them all: one pass over every cell
-            low = int(ids.min()) if len(ids) else 0
+            low = int(ids.min())
             return self.index.reconstruct_n(low, int(ids.max()) + 1 - low)[ids - low]
         out = np.empty((len(ids), self.d), dtype=np.float32)
         for i, where in enumerate(self._where[ids].tolist()):
