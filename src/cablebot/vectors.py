@@ -147,22 +147,23 @@ class FaissVectors:
             # wanted finds the right ones (in a trial, recall@10 0.98 instead of 0.86 at 256 of 14,805 cells).
             quantizer = faiss.SearchParametersHNSW(efSearch=2 * self.nprobe) if "_HNSW" in self.kind else None
             params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe, quantizer_params=quantizer)
-            if self._mapped:
-                return self._search_mapped(query, n, params, self._mapped)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        scores, ids = self.index.search(query.reshape(1, -1).astype("float32"), n, params=params)
+        x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        if self._mapped:  # only ever set for an inverted file
+            scores, ids = self._search_mapped(x, n, params, self._mapped)
+        else:
+            scores, ids = self.index.search(x, n, params=params)
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
 
     def _search_mapped(
-        self, query: np.ndarray, n: int, params: Any, mapped: _MappedCells
+        self, x: np.ndarray, n: int, params: Any, mapped: _MappedCells
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`search` in a memory-mapped inverted file: the cells to scan are found first and read ahead
-        together, instead of page by page as the scan reaches them."""
+        """FAISS's search of a memory-mapped inverted file, (scores, ids) of one query `x`, done in two steps
+        so that the cells to scan are read ahead together, not page by page as the scan reaches them."""
         import faiss
 
-        x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         cell_scores, cells = self.index.quantizer.search(x, self.nprobe, params=params.quantizer_params)
         mapped.read_ahead(cells[0])
         scores, ids = np.empty((1, n), dtype=np.float32), np.empty((1, n), dtype=np.int64)
@@ -170,8 +171,7 @@ class FaissVectors:
             1, faiss.swig_ptr(x), n, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
             faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params,
         )  # fmt: skip
-        found = ids[0] >= 0
-        return ids[0][found], scores[0][found]
+        return scores, ids
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """The vectors `ids` (as stored: fp16 precision)."""
@@ -342,24 +342,6 @@ class MilvusVectors:
         )[0]
         ids = np.array([hit["id"] for hit in found], dtype=np.int64)
         return ids, np.array([hit["distance"] for hit in found], dtype=np.float32)
-
-    def _search_mapped(
-        self, query: np.ndarray, n: int, params: Any, mapped: _MappedCells
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """`search` in a memory-mapped inverted file: the cells to scan are found first and read ahead
-        together, instead of page by page as the scan reaches them."""
-        import faiss
-
-        x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        cell_scores, cells = self.index.quantizer.search(x, self.nprobe, params=params.quantizer_params)
-        mapped.read_ahead(cells[0])
-        scores, ids = np.empty((1, n), dtype=np.float32), np.empty((1, n), dtype=np.int64)
-        self.index.search_preassigned_c(
-            1, faiss.swig_ptr(x), n, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
-            faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params,
-        )  # fmt: skip
-        found = ids[0] >= 0
-        return ids[0][found], scores[0][found]
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         ids = [int(i) for i in ids]
