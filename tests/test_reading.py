@@ -10,6 +10,7 @@ from cablebot.reading import (
     FEATURES,
     MODEL_PATH,
     Reader,
+    _capitals,
     analyse,
     asked_terms,
     candidates,
@@ -107,3 +108,27 @@ def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
 
     assert places("The minister flew to France.") == ["France"]
     assert places("The minister then flew to the U.S.") == ["U.S."]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CHANCELLOR DARLING ON BANKERS’ BONUSES",
+        "Zapatero’s “faithful ally” in Élysée talks",
+        "plain ascii, Mostly",
+        "",
+        "’…",
+    ],
+)
+def test_the_share_of_capitals_counts_every_letter_once(text: str) -> None:
+    """Counted by bytes for ASCII and one by one for the rest: the same as counting every character."""
+    letters = [ch for ch in text if ch.isalpha()]
+    expected = sum(ch.isupper() for ch in letters) / len(letters) if letters else 0.0
+    assert _capitals(text) == pytest.approx(expected)
+
+
+def test_the_reader_scores_candidates_as_its_weights_say() -> None:
+    reader = Reader(tuple(float(i % 3) for i in range(len(FEATURES))), -1.0, (1.0, 0.0), 0.5, 0.6)
+    rows = [[1.0] * len(FEATURES), [0.0] * len(FEATURES)]
+    assert reader.logits(rows) == pytest.approx([sum(reader.weights) - 1.0, -1.0])
+    assert reader.logits([]) == []

@@ -163,7 +163,7 @@ def choose_answer(
         if answer is not None:
             return answer
     q, found = read(question, hits, retriever, k, context, previous)
-    scored = [(reader.logit(c.features), c) for c in found]
+    scored = list(zip(reader.logits([c.features for c in found]), found, strict=True))
     if not scored:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits))
     best_logit, best = max(scored, key=lambda s: s[0])
