@@ -71,6 +71,18 @@ def test_unrelated_question_abstains_and_shows_closest_passages(bot) -> None:
     assert len(answer.hits) >= 5
 
 
+def test_who_wrote_the_article_is_answered_from_its_byline(bot) -> None:
+    """A question about the document, not its text: the article's front matter names the author."""
+    for question in ("who wrote this?", "Who is the author of the article?"):
+        answer = bot.ask(question)
+        assert answer.text == "Author: Michael Busch (Focal Points, Foreign Policy In Focus)"
+        assert answer.metadata == {"author": "Michael Busch (Focal Points, Foreign Policy In Focus)"}
+        (citation,) = answer.citations
+        assert citation.source == "wikileaks-xix-guatemalan-concerns" and citation.location == "metadata"
+    # Asking what the author says is a question about the text.
+    assert bot.ask("what does the author say about the border with Guatemala?").metadata is None
+
+
 def test_follow_up_keeps_the_conversation_context(bot) -> None:
     chat = Conversation()
     bot.ask(DESIGN_QUESTION, chat)

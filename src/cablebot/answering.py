@@ -71,9 +71,11 @@ class Answer:
         return f"{self.text[:a]}**{self.text[a:b]}**{self.text[b:]}"
 
 
-# --- Questions about a cable rather than its text --------------------------------------
+# --- Questions about a document rather than its text -----------------------------------
 
-_CABLE_WORDS = r"\b(cable|telegram|message|report|it|\d{2}[A-Z][A-Z-]*\d+)\b"
+_DOCUMENT_WORDS = (
+    r"\b(cable|telegram|message|report|article|piece|story|post|author|writer|it|this|\d{2}[A-Z][A-Z-]*\d+)\b"
+)
 _METADATA = {
     "classification": re.compile(r"\b(classification|classified|marking)\b", re.IGNORECASE),
     "origin": re.compile(
@@ -85,42 +87,48 @@ _METADATA = {
         r"\b(when|what date|which date|what day)\b.*\b(written|sent|dated|created|drafted|issued)\b", re.IGNORECASE
     ),
     "released": re.compile(r"\bwhen\b.*\b(released|published|leaked)\b", re.IGNORECASE),
+    # An article's byline (front matter or page metadata); "who wrote it" asks a cable for its origin.
+    "author": re.compile(
+        r"\bwho (wrote|authored)\b|\bwho(?: is|'s|’s) (the |its )?(author|writer)\b"
+        r"|\bname of the (author|writer)\b",
+        re.IGNORECASE,
+    ),
 }
 _METADATA_LABELS = {
     "classification": "Classification",
     "origin": "Origin",
     "created": "Created",
     "released": "Released",
+    "author": "Author",
 }
 
 
-def metadata_field(question: str) -> str | None:
-    """The cable metadata field a question asks for ("How was it classified?"), if any."""
-    if not re.search(_CABLE_WORDS, question, re.IGNORECASE):
-        return None
-    for name, pattern in _METADATA.items():
-        if pattern.search(question) and not re.search(r"\bdeclassif", question, re.IGNORECASE):
-            return name
-    return None
+def metadata_fields(question: str) -> list[str]:
+    """The metadata fields a question asks for ("How was it classified?", "Who wrote this?"), likeliest
+    first: the first one the document has answers."""
+    if not re.search(_DOCUMENT_WORDS, question, re.IGNORECASE) or re.search(r"\bdeclassif", question, re.I):
+        return []
+    return [name for name, pattern in _METADATA.items() if pattern.search(question)]
 
 
 def _metadata_answer(
-    question: str, field: str, hits: list[Hit], documents: dict[str, Document], previous: Answer | None
+    question: str, fields: list[str], hits: list[Hit], documents: dict[str, Document], previous: Answer | None
 ) -> Answer | None:
-    """Answer from the metadata of the cable a follow-up refers to, or else the first retrieved one
+    """Answer from the metadata of the document a follow-up refers to, or else the first retrieved one
     (the one a question names by reference ID: `Cablebot.ask` searches only that cable then)."""
     if previous and previous.citations and re.search(r"\b(it|its|this|that)\b", question, re.IGNORECASE):
         doc_id = previous.citations[0].source
     else:
         doc_id = hits[0].chunk.doc_id
     doc = documents.get(doc_id)
-    value = doc.metadata.get(field) if doc else None
-    if not value:
+    field = next((f for f in fields if doc and doc.metadata.get(f)), None)
+    if doc is None or field is None:
         return None
+    value = doc.metadata[field]
     label = f"{_METADATA_LABELS[field]}: "
     text = label + value
     citation = cite(1, doc_id, documents, "metadata", text)
-    # The answer cites the cable's metadata, which is no retrieved passage: the passages stay as retrieved.
+    # The answer cites the document's metadata, which is no retrieved passage: the passages stay as retrieved.
     return Answer(
         question, text, False, (citation,), tuple(hits), (len(label), len(text)), 1.0, metadata={field: value}
     )
@@ -157,9 +165,9 @@ def choose_answer(
     `context` (the earlier question of a conversation) is matched too, as a
     feature of its own; `previous` is the answer it got.
     """
-    field = metadata_field(question)
-    if field and hits:
-        answer = _metadata_answer(question, field, hits, documents, previous)
+    fields = metadata_fields(question)
+    if fields and hits:
+        answer = _metadata_answer(question, fields, hits, documents, previous)
         if answer is not None:
             return answer
     q, found = read(question, hits, retriever, k, context, previous)
