@@ -121,8 +121,8 @@ def _metadata_answer(
     else:
         doc_id = hits[0].chunk.doc_id
     doc = documents.get(doc_id)
-    field = next((f for f in fields if doc and doc.metadata.get(f)), None)
-    if doc is None or field is None:
+    field = next((f for f in fields if doc.metadata.get(f)), None) if doc else None
+    if field is None:
         return None
     value = doc.metadata[field]
     label = f"{_METADATA_LABELS[field]}: "
