@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -17,8 +18,10 @@ from cablebot.config import BUNDLED_CORPUS, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ["HF_HUB_OFFLINE"] = "1"
-# A fresh cache per test run: the ONNX export from the bundled weights is exercised, not assumed.
+# A fresh cache per test run: the ONNX export from the bundled weights is exercised, not assumed. It holds
+# about 200 MB of models, so it goes when the run ends.
 os.environ["CABLEBOT_CACHE"] = tempfile.mkdtemp(prefix="cablebot-cache-")
+atexit.register(shutil.rmtree, os.environ["CABLEBOT_CACHE"], ignore_errors=True)
 
 
 class FakeEmbedder:

@@ -51,6 +51,23 @@ def test_rebuild_embeds_only_changed_documents(tmp_path: Path, fake_embedder) ->
     assert sorted(p.name for p in index.glob("chunks.*.jsonl")) == ["chunks.2.jsonl", "chunks.3.jsonl"]
 
 
+def test_new_term_rules_index_the_words_again_and_keep_the_vectors(tmp_path: Path, fake_embedder) -> None:
+    from cablebot.lexical import TERMS
+
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    (docs / "e.txt").write_text("Talks on the US-Mexico border resumed.", encoding="utf-8")
+    _build(docs, index, fake_embedder)
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    manifest["chunker"]["terms"] = "the term rules of an older cablebot"
+    (index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    fake_embedder.embedded.clear()
+    again = _build(docs, index, fake_embedder)
+    assert (again.documents, again.embedded, fake_embedder.embedded) == (4, 0, [])
+    loaded = Index.load(index)
+    assert loaded.manifest["chunker"]["terms"] == TERMS
+    assert [loaded.chunks[row].doc_id for row, _ in loaded.lexical.top(["mexico"], 5)] == ["e"]
+
+
 def test_interrupted_build_keeps_previous_index(tmp_path: Path, fake_embedder) -> None:
     docs, index = _corpus(tmp_path), tmp_path / "index"
     _build(docs, index, fake_embedder)

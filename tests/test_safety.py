@@ -405,6 +405,13 @@ def test_a_number_with_thousands_separators_is_one_term() -> None:
     assert terms("30,000 officers on the 1,926 mile border") == ["30000", "offic", "1926", "mile", "border"]
 
 
+def test_a_hyphenated_word_is_also_its_parts() -> None:
+    from cablebot.lexical import terms
+
+    assert terms("the US-Mexico border") == ["us-mexico", "us", "mexico", "border"]
+    assert terms("350-400 shipments") == ["350-400", "350", "400", "shipment"]
+
+
 def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
     elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
     elsewhere.mkdir()

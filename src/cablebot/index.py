@@ -598,7 +598,10 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
     except CablebotError:
         return None  # nothing usable: parse and embed everything
     m = index.manifest
-    if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or m.get("chunker") != chunker:
+    # Chunks and vectors do not depend on how terms are made (BM25 is rebuilt on every build): new term
+    # rules re-index the words, not the vectors.
+    same_chunks = _without_terms(m.get("chunker")) == _without_terms(chunker)
+    if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or not same_chunks:
         return None
     known = {}
     try:
@@ -607,6 +610,10 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
     except DamagedFile:
         return None
     return _Previous(index, known)
+
+
+def _without_terms(chunker: object) -> object:
+    return {k: v for k, v in chunker.items() if k != "terms"} if isinstance(chunker, dict) else chunker
 
 
 def indexed_document(directory: Path, doc_id: str) -> Document | None:
