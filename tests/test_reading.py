@@ -110,6 +110,17 @@ def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
     assert places("The minister then flew to the U.S.") == ["U.S."]
 
 
+def test_a_number_joined_to_its_unit_by_a_hyphen_is_a_measure_and_a_code_is_no_number() -> None:
+    from cablebot.reading import candidate_spans
+
+    def measures(sentence: str) -> list[str]:
+        return [sentence[a:b] for a, b in candidate_spans("number", sentence, "how long was the meeting?")]
+
+    assert measures("Gordon's 40-minute meeting with the minister covered Iran.") == ["40"]
+    assert measures("They flew F-16 jets for 3 hours.") == ["3"]
+    assert measures("Between 350-400 shipments cross each day.") == ["350-400"]
+
+
 @pytest.mark.parametrize(
     "text",
     [

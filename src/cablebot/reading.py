@@ -38,7 +38,8 @@ _NUMBER_WORDS = (
     r"|hundred|thousand|dozen|dozens|hundreds|thousands|twice|half"
 )
 NUMBER = re.compile(
-    r"(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?![\w-])"
+    # A number may qualify a noun through a hyphen ("a 40-minute meeting"), but is no part of a code ("F-16").
+    r"(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?!\w|-\d)"
     r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand))?"
     rf"|\b(?:{_NUMBER_WORDS})\b",
     re.IGNORECASE,
