@@ -110,6 +110,16 @@ def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
     assert places("The minister then flew to the U.S.") == ["U.S."]
 
 
+def test_a_capitalised_word_opening_a_sentence_is_no_part_of_a_name() -> None:
+    from cablebot.reading import candidate_spans
+
+    def people(sentence: str) -> list[str]:
+        return [sentence[a:b] for a, b in candidate_spans("person", sentence, "who is the president?")]
+
+    assert people("While Mexico needs reform, the bigger issues remain.") == []
+    assert people("The Minister Felipe Calderon spoke.") == ["Minister Felipe Calderon"]
+
+
 def test_a_number_joined_to_its_unit_by_a_hyphen_is_a_measure_and_a_code_is_no_number() -> None:
     from cablebot.reading import candidate_spans
 

@@ -410,6 +410,7 @@ def test_a_hyphenated_word_is_also_its_parts() -> None:
 
     assert terms("the US-Mexico border") == ["us-mexico", "us", "mexico", "border"]
     assert terms("350-400 shipments") == ["350-400", "350", "400", "shipment"]
+    assert terms("the vice-president and an ex-minister") == ["vice-presid", "ex-minist"]
 
 
 def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
