@@ -248,8 +248,7 @@ async def test_titles_and_urls_from_documents_cannot_become_links(tmp_path: Path
     docs.mkdir()
     (docs / "bait.md").write_text(
         '---\ntitle: "[Official source](http://evil.example/phish)"\nurl: "javascript:alert(1)"\n---\n'
-        "The harbour of Port Elin handles 40 ships a week, most of them container vessels bound for the capital. "
-        "Port officials said that traffic had doubled since the new quay opened in the spring.\n",
+        "The harbour of Port Elin handles 40 ships a week.\n",
         encoding="utf-8",
     )
     settings = dataclasses.replace(
