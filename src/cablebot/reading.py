@@ -161,11 +161,12 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
         for m in NAME.finditer(sentence):
             start, name = m.start(), m.group(0)
             # A capital at sentence start is not evidence of a name: "While Mexico" is Mexico, "The" nothing.
-            first = name.split(maxsplit=1)
-            if start == 0 and first[0].lower() in _COMMON_STARTS:
-                if len(first) == 1:
-                    continue
-                start, name = m.end() - len(first[1]), first[1]
+            if start == 0:
+                first = name.split(maxsplit=1)
+                if first[0].lower() in _COMMON_STARTS:
+                    if len(first) == 1:
+                        continue
+                    start, name = m.end() - len(first[1]), first[1]
             before = sentence[max(0, start - 25) : start]
             if kind == "place" and not _PLACE_CUE.search(before):
                 continue  # a place is "in Cuernavaca", "near Magd", "to France"
