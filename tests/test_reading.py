@@ -153,3 +153,19 @@ def test_the_reader_scores_candidates_as_its_weights_say() -> None:
     rows = [[1.0] * len(FEATURES), [0.0] * len(FEATURES)]
     assert reader.logits(rows) == pytest.approx([sum(reader.weights) - 1.0, -1.0])
     assert reader.logits([]) == []
+
+
+def test_the_second_look_picks_among_the_best_first_scores_only() -> None:
+    """The first model ranks; the second chooses among its `rivals` best, never below them."""
+    n = len(FEATURES)
+    first = [1.0] + [0.0] * (n - 1)  # the first model reads feature 0
+    second = [0.0, 1.0] + [0.0] * (n - 2)  # the second, feature 1
+    reader = Reader(tuple(first), 0.0, (1.0, 0.0), 0.5, 0.6, 2, tuple(second), 0.0)
+    rows = [
+        [3.0, 0.0] + [0.0] * (n - 2),  # best first score
+        [2.0, 5.0] + [0.0] * (n - 2),  # second best: the second look prefers it
+        [1.0, 9.0] + [0.0] * (n - 2),  # third: outside the rivals, however the second look likes it
+    ]
+    assert reader.choose(rows, reader.logits(rows)) == 1
+    assert Reader(tuple(first), 0.0, (1.0, 0.0), 0.5, 0.6).choose(rows, reader.logits(rows)) == 0
+    assert Reader.from_json(reader.to_json()) == reader

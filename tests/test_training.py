@@ -4,7 +4,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cablebot.config import Settings
@@ -12,7 +11,7 @@ from cablebot.core import Cablebot
 from cablebot.evaluation import load_conversations
 from cablebot.feedback import load_feedback, record
 from cablebot.reading import FEATURES, Reader
-from cablebot.training import collect, cross_validate, train
+from cablebot.training import best_of, collect, cross_validate, train
 
 FACTS = {
     "harbour": "The harbour of Port Elin handles 40 ships a week. Its director, Maria Vance, took office in 2007. "
@@ -97,10 +96,9 @@ def test_retraining_on_a_fixed_slice_is_deterministic(small_bot: Cablebot, slice
 def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, slice_file: Path) -> None:
     examples = collect(small_bot, load_conversations(slice_file))
     reader = train(examples)
-    weights = np.array(reader.weights)
     answered = [e for e in examples if e.question.answerable]
-    right = sum(bool(e.labels[int(np.argmax(e.features @ weights))]) for e in answered)
-    assert right >= 0.75 * len(answered)  # on its own training data: far above the 1-in-12 of chance
+    _, right = best_of(answered, reader)
+    assert right.sum() >= 0.75 * len(answered)  # on its own training data: far above the 1-in-12 of chance
     # The follow-up was read with the earlier question as context.
     follow_up = next(e for e in examples if e.question.id == "C1.2")
     assert follow_up.labels.any()

@@ -9,6 +9,7 @@ the reader's confidence is below its learned threshold the answer abstains.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 
@@ -171,11 +172,12 @@ def choose_answer(
         if answer is not None:
             return answer
     q, found = read(question, hits, retriever, k, context, previous)
-    scored = list(zip(reader.logits([c.features for c in found]), found, strict=True))
+    features = [c.features for c in found]
+    scored = list(zip(reader.logits(features), found, strict=True))
     if not scored:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits))
-    best_logit, best = max(scored, key=lambda s: s[0])
-    hits = _rerank(hits, scored)
+    best_logit, best = scored[reader.choose(features, [logit for logit, _ in scored])]
+    hits = _rerank(hits, scored, best)
     confidence = reader.confidence(best_logit)
     if confidence < reader.threshold:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)
@@ -191,11 +193,12 @@ def choose_answer(
     )
 
 
-def _rerank(hits: list[Hit], scored: list[tuple[float, Candidate]]) -> list[Hit]:
-    """Hits ordered by their best sentence, so the passage holding the answer comes first."""
+def _rerank(hits: list[Hit], scored: list[tuple[float, Candidate]], chosen: Candidate) -> list[Hit]:
+    """Hits ordered by their best sentence, the passage holding the chosen one first."""
     best: dict[int, float] = {}
     for logit, c in scored:
         best[c.hit.rank] = max(best.get(c.hit.rank, -1e9), logit)
+    best[chosen.hit.rank] = math.inf
     ordered = sorted(hits, key=lambda h: (h.rank not in best, -best.get(h.rank, 0.0), h.rank))
     return [dataclasses.replace(h, rank=rank) for rank, h in enumerate(ordered, 1)]
 

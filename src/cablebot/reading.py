@@ -5,8 +5,11 @@ of general features (how similar its passage is to the question, how many of
 the question's rare words it holds, whether it holds the kind of span asked
 for, ...). A logistic regression trained on `eval/train.jsonl` (see
 `training.py`) turns them into the probability that the sentence answers the
-question; a calibration learned on held-out folds turns the best one into the
-answer's confidence. The weights ship as plain JSON in `data/reader.json`.
+question. A second logistic regression, trained only on the few best-scored
+candidates of questions where right and wrong ones are that close, takes a
+second look at those rivals and picks among them; a calibration learned on
+held-out folds turns the pick's first score into the answer's confidence. The
+weights ship as plain JSON in `data/reader.json`.
 
 The regular expressions here are general knowledge of English questions and
 of how cables write numbers, dates and names; nothing is tuned to a question.
@@ -23,11 +26,15 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cablebot.chunking import sentence_spans
 from cablebot.errors import CablebotError
 from cablebot.lexical import terms
 from cablebot.retrieval import Hit
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MODEL_PATH = Path(__file__).parent / "data" / "reader.json"
 
@@ -434,13 +441,23 @@ def _capitals(text: str) -> float:
 
 @dataclass(frozen=True)
 class Reader:
-    """Logistic regression over FEATURES, with a calibration of the best candidate's score."""
+    """Logistic regression over FEATURES, a second look at the best few, and a calibration of the pick's score.
+
+    Trained on every candidate, the first model mostly learns to tell an answer
+    from the many plainly unrelated sentences; the second, trained on the
+    `rivals` best-scored candidates of each question alone, learns what sets
+    the answer apart from near rivals (the right sentence is first 0.72 of the
+    time held out with the first model alone, 0.75 with both; see README).
+    """
 
     weights: tuple[float, ...]
     bias: float
-    calibration: tuple[float, float]  # confidence = sigmoid(a * best score's logit + b)
+    calibration: tuple[float, float]  # confidence = sigmoid(a * the pick's first logit + b)
     threshold: float  # abstain below this confidence
     unsure_below: float  # answers below this confidence are marked "not sure"
+    rivals: int = 0  # how many of the best-scored candidates the second look picks among (0: none)
+    second_weights: tuple[float, ...] = ()
+    second_bias: float = 0.0
 
     @classmethod
     def untrained(cls) -> Reader:
@@ -451,9 +468,20 @@ class Reader:
         """The score of each candidate (rows of FEATURES), in order."""
         import numpy as np
 
-        if not features:
+        if len(features) == 0:
             return []
-        return (np.array(features) @ np.array(self.weights) + self.bias).tolist()
+        return (np.asarray(features) @ np.array(self.weights) + self.bias).tolist()
+
+    def choose(self, features: Sequence[Sequence[float]], logits: Sequence[float]) -> int:
+        """The index of the candidate answered with: the best first score, or the second look's pick among
+        the `rivals` best first scores."""
+        import numpy as np
+
+        if not self.rivals:
+            return int(np.argmax(logits))
+        top = best_few(logits, self.rivals)
+        second = np.asarray(features)[top] @ np.array(self.second_weights) + self.second_bias
+        return int(top[int(np.argmax(second))])
 
     def confidence(self, logit: float) -> float:
         a, b = self.calibration
@@ -467,6 +495,11 @@ class Reader:
             "calibration": [round(c, 6) for c in self.calibration],
             "threshold": round(self.threshold, 4),
             "unsure_below": round(self.unsure_below, 4),
+            "second_look": {
+                "rivals": self.rivals,
+                "weights": [round(w, 6) for w in self.second_weights],
+                "bias": round(self.second_bias, 6),
+            },
         }
 
     @classmethod
@@ -476,13 +509,26 @@ class Reader:
                 "the reader model was trained on other features than this cablebot computes; "
                 "retrain it with: cablebot train"
             )
+        second = data.get("second_look", {"rivals": 0, "weights": [], "bias": 0.0})
+        if second["rivals"] and len(second["weights"]) != len(FEATURES):
+            raise CablebotError("the reader model's second look has the wrong number of weights; retrain it")
         return cls(
             tuple(data["weights"]),
             float(data["bias"]),
             tuple(data["calibration"]),  # type: ignore[arg-type]
             float(data["threshold"]),
             float(data["unsure_below"]),
+            int(second["rivals"]),
+            tuple(second["weights"]),
+            float(second["bias"]),
         )
+
+
+def best_few(logits: Sequence[float], n: int) -> np.ndarray:
+    """Indices of the `n` best scores, best first (ties in candidate order)."""
+    import numpy as np
+
+    return np.argsort(-np.asarray(logits), kind="stable")[:n]
 
 
 def _sigmoid(x: float) -> float:
