@@ -511,7 +511,9 @@ class Reader:
             )
         second = data.get("second_look", {"rivals": 0, "weights": [], "bias": 0.0})
         if second["rivals"] and len(second["weights"]) != len(FEATURES):
-            raise CablebotError("the reader model's second look has the wrong number of weights; retrain it")
+            raise CablebotError(
+                "the reader model's second look has the wrong number of weights; retrain it with: cablebot train"
+            )
         return cls(
             tuple(data["weights"]),
             float(data["bias"]),
