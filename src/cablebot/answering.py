@@ -173,10 +173,11 @@ def choose_answer(
             return answer
     q, found = read(question, hits, retriever, k, context, previous)
     features = [c.features for c in found]
-    scored = list(zip(reader.logits(features), found, strict=True))
+    logits = reader.logits(features)
+    scored = list(zip(logits, found, strict=True))
     if not scored:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits))
-    best_logit, best = scored[reader.choose(features, [logit for logit, _ in scored])]
+    best_logit, best = scored[reader.choose(features, logits)]
     hits = _rerank(hits, scored, best)
     confidence = reader.confidence(best_logit)
     if confidence < reader.threshold:
