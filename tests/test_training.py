@@ -108,7 +108,9 @@ def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Ca
     report = cross_validate(collect(small_bot, load_conversations(slice_file)))
     lines = report.lines()
     assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")
-    assert "calibration" in lines[1] and len(lines) > 2
+    assert lines[1].startswith("answerable, held out: the right sentence among the candidates ")
+    assert report.answered_right <= report.picked_right <= report.reachable <= report.answerable
+    assert "calibration" in lines[2] and len(lines) > 3
     assert all(0.0 <= c <= 1.0 for c in report.confidence)
 
 

@@ -192,6 +192,8 @@ class Report:
     unanswerable: int = 0
     abstained_right: int = 0  # abstentions on unanswerable questions
     false_abstained: int = 0
+    reachable: int = 0  # answerable questions with a right answer among the candidates
+    picked_right: int = 0  # ... and the reader picks it, whatever its confidence
     confidence: list[float] = field(default_factory=list)
     right: list[bool] = field(default_factory=list)
 
@@ -200,6 +202,9 @@ class Report:
         out = [
             f"cross-validated ({FOLDS} folds): n={n}+{u} answer={self.answered_right / max(n, 1):.3f} "
             f"abstain={self.abstained_right / max(u, 1):.3f} false_abstain={self.false_abstained / max(n, 1):.3f}",
+            # Where answers are lost: retrieval (not among the candidates), choice (not picked), abstention.
+            f"answerable, held out: the right sentence among the candidates {self.reachable / max(n, 1):.3f}, "
+            f"picked {self.picked_right / max(n, 1):.3f}, answered {self.answered_right / max(n, 1):.3f}",
             "calibration (confidence decile: questions, mean confidence, share right):",
         ]
         conf, right = np.array(self.confidence), np.array(self.right, dtype=bool)
@@ -227,6 +232,8 @@ def cross_validate(examples: Sequence[Example], max_false: float = MAX_FALSE) ->
             report.right.append(bool(rt))
             if e.question.answerable:
                 report.answerable += 1
+                report.reachable += bool(e.labels.any())
+                report.picked_right += bool(rt)
                 report.answered_right += answers and rt
                 report.false_abstained += not answers
             else:
