@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cablebot.errors import CablebotError
@@ -49,6 +50,23 @@ def test_rebuild_embeds_only_changed_documents(tmp_path: Path, fake_embedder) ->
     (docs / "a.txt").write_text("Apricots are orange.", encoding="utf-8")
     _build(docs, index, fake_embedder)
     assert sorted(p.name for p in index.glob("chunks.*.jsonl")) == ["chunks.2.jsonl", "chunks.3.jsonl"]
+
+
+def test_an_open_index_still_searches_after_its_files_are_replaced(tmp_path: Path, fake_embedder) -> None:
+    """Vectors are memory-mapped: a process that opened an index keeps answering from it while two
+    rebuilds replace its generation and delete its files."""
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    _build(docs, index, fake_embedder)
+    opened = Index.load(index)
+    query = fake_embedder.embed_query("Cherries are small and red.")
+    before = opened.search(query, 3)
+    for text in ("Apricots are orange.", "Avocados are green."):
+        (docs / "a.txt").write_text(text, encoding="utf-8")
+        _build(docs, index, fake_embedder)
+    assert not list(index.glob("vectors.1.*"))  # the generation it opened is gone from the directory
+    assert opened.search(query, 3) == before
+    assert opened.chunks[before[0][0]].text == "Cherries are small and red."
+    assert opened.vectors.reconstruct(np.arange(3)).shape == (3, fake_embedder.dim)
 
 
 def test_new_term_rules_index_the_words_again_and_keep_the_vectors(tmp_path: Path, fake_embedder) -> None:
