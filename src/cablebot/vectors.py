@@ -38,7 +38,7 @@ BACKENDS = ("faiss", "milvus")
 
 
 class FaissVectors:
-    """A FAISS index of unit vectors (inner product), memory-mapped when approximate."""
+    """A FAISS index of unit vectors (inner product), memory-mapped when opened."""
 
     def __init__(self, index: Any, kind: str, nprobe: int = 0, where: np.ndarray | None = None) -> None:
         self.index, self.kind = index, kind
