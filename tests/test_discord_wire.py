@@ -399,6 +399,13 @@ async def test_a_bad_question_is_answered_privately_without_deferring(wire) -> N
     assert callback.body["data"]["flags"] & 64 and "2000" in callback.body["data"]["content"]
 
 
+async def test_a_bad_date_option_is_answered_privately_without_deferring(wire) -> None:
+    fake, _ = wire
+    callback, followup, _ = await _ask(fake, DESIGN_QUESTION, since="10/2009")
+    assert followup is None and callback.body["type"] == 4 and callback.body["data"]["flags"] & 64
+    assert callback.body["data"]["content"] == "since '10/2009' is not a date: use 2009, 2009-10 or 2009-10-23"
+
+
 async def test_a_burst_of_100_asks_runs_at_most_max_concurrent_answers(seed_bot, monkeypatch) -> None:
     import threading
 

@@ -200,6 +200,17 @@ def test_a_filter_that_matches_nothing_says_so(seed_settings) -> None:
     assert json.loads(out.stdout)["filter_matched"] == 1
 
 
+def test_a_date_filter_that_is_no_date_is_one_line_before_anything_loads(tmp_path: Path) -> None:
+    # No index there: the date is refused before the index (or the model) is even looked for.
+    (tmp_path / "q.jsonl").write_text(json.dumps({"id": "q1", "question": QUESTION, "answers": ["125"]}) + "\n")
+    for command in (["ask", "--since", "10/2009", QUESTION], ["eval", "--until", "2009-13", "q.jsonl"]):
+        out = run_cli(*command[:1], "--index", str(tmp_path / "none"), *command[1:], cwd=tmp_path)
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr.strip().splitlines() == [
+            f"cablebot: error: {command[1][2:]} {command[2]!r} is not a date: use 2009, 2009-10 or 2009-10-23"
+        ]
+
+
 def test_every_batch_line_gets_one_answer_line_whatever_its_bytes(seed_settings) -> None:
     import subprocess
     import sys

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,14 @@ def test_filters_are_array_operations_on_the_document_table(tmp_path: Path, wher
     store = _store(tmp_path)
     ok = where.allowed(store)
     assert {store.records[r].id for r in np.flatnonzero(ok)} == allowed
+
+
+@pytest.mark.parametrize("value", ["10/2009", "2009-13", "2009-02-30", "Oct 2009", "09", "2009-1"])
+def test_a_date_filter_that_is_no_calendar_date_is_an_error(value: str) -> None:
+    with pytest.raises(CablebotError, match=rf"^since '{re.escape(value)}' is not a date: use 2009, 2009-10"):
+        Filter(since=value)
+    with pytest.raises(CablebotError, match=r"^until "):
+        Filter(until=value)
 
 
 def test_the_document_store_finds_ids_and_chunk_rows_without_reading_every_record(tmp_path: Path) -> None:

@@ -212,13 +212,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     if args.question or not args.json:
         question = check_question(" ".join(args.question))  # fail fast, before loading the model
-        answer = _bot(args).ask(question, where=_filter(args))
+        where = _filter(args)  # a bad filter, too, fails before the model loads
+        answer = _bot(args).ask(question, where=where)
         if args.json:
             print(json.dumps(to_json(answer), ensure_ascii=False))
         else:
             print(to_text(answer, color=sys.stdout.isatty()))
         return 0
-    bot, where = _bot(args), _filter(args)
+    where, bot = _filter(args), _bot(args)
     conversations: dict[str, Conversation] = {}
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
     for line in stdin:
@@ -258,7 +259,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from cablebot.rendering import to_text
 
     settings = _settings(args)
-    bot, where = _bot(args, settings), _filter(args)
+    where, bot = _filter(args), _bot(args, settings)
     conversation = Conversation()
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - gives input() history and line editing
@@ -291,7 +292,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from cablebot.evaluation import evaluate, load_conversations
 
     conversations = load_conversations(args.questions)
-    bot, where = _bot(args), _filter(args)
+    where, bot = _filter(args), _bot(args)
     scores = evaluate(conversations, lambda question, conversation: bot.ask(question, conversation, where))
     for miss in scores.misses:
         print(f"MISS {miss}")

@@ -180,8 +180,11 @@ class CablebotClient(discord.Client):
             classification: str | None = None,
             doc: str | None = None,
         ) -> None:
-            where = Filter(origin, since, until, classification, doc)
-            await self.ask_command(interaction, question, where or None)
+            await self.ask_command(
+                interaction,
+                question,
+                dict(origin=origin, since=since, until=until, classification=classification, doc=doc),
+            )
 
     async def setup_hook(self) -> None:
         guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
@@ -214,13 +217,15 @@ class CablebotClient(discord.Client):
         return await asyncio.to_thread(self.core.ask, question, conversation, where)
 
     async def ask_command(
-        self, interaction: discord.Interaction, question: str, where: Filter | None = None
+        self, interaction: discord.Interaction, question: str, filters: dict[str, str | None] | None = None
     ) -> None:
+        """/ask: `filters` are its options (origin, since, until, classification, doc)."""
         if not self.allowed(interaction.guild_id, interaction.channel_id):
             await interaction.response.send_message("I don't answer questions here.", ephemeral=True)
             return
         try:
             question = check_question(question)
+            where = Filter(**(filters or {})) or None
         except CablebotError as e:  # known before deferring: the answer to it can still be private
             await interaction.response.send_message(clip(str(e), MESSAGE_LIMIT), ephemeral=True)
             return

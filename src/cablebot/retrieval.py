@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import math
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from cablebot.cables import REFERENCE_ID
 from cablebot.chunking import Chunk
+from cablebot.errors import CablebotError
 from cablebot.lexical import terms
 
 if TYPE_CHECKING:
@@ -29,6 +32,12 @@ class Filter:
     until: str | None = None  # ISO date, inclusive
     classification: str | None = None  # "SECRET" matches "SECRET" and "SECRET//NOFORN"
     doc: str | None = None  # a document id (a cable's reference ID)
+
+    def __post_init__(self) -> None:
+        # Dates are compared as text: "10/2009" would let every document through without a word.
+        for name, value in (("since", self.since), ("until", self.until)):
+            if value and not _is_date(value):
+                raise CablebotError(f"{name} {value!r} is not a date: use 2009, 2009-10 or 2009-10-23")
 
     def __bool__(self) -> bool:
         return any((self.origin, self.since, self.until, self.classification, self.doc))
@@ -66,6 +75,18 @@ class Filter:
         if self.until:
             ok &= (dates != b"") & (dates.astype(f"S{len(self.until)}") <= self.until.encode())
         return ok
+
+
+def _is_date(value: str) -> bool:
+    """Whether `value` is a year, a month or a day of the calendar, written the ISO way."""
+    m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", value)
+    if not m:
+        return False
+    try:
+        datetime.date(int(m[1]), int(m[2] or 1), int(m[3] or 1))
+    except ValueError:  # month 13, February 30
+        return False
+    return True
 
 
 def _passing(table: dict[str, np.ndarray], column: str, test: Callable[[str], bool]) -> np.ndarray:
