@@ -2,6 +2,7 @@
 their own files lost. Each test reproduces a report of issue 9 or 11 on the real CLI."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -209,6 +210,35 @@ def test_a_date_filter_that_is_no_date_is_one_line_before_anything_loads(tmp_pat
         assert out.stderr.strip().splitlines() == [
             f"cablebot: error: {command[1][2:]} {command[2]!r} is not a date: use 2009, 2009-10 or 2009-10-23"
         ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ('{"id": "a", "question": "q", "answers": "125"}', 'line 1: "answers" is not a list of strings'),
+        ('{"id": "a", "question": "q"}\n\n{"question": "no id"}', 'line 3: no "id" field'),
+        ("[1, 2]", "line 1: not a JSON object"),
+        ('{"id": "c", "turns": [{"id": "t", "question": "q"}, 5]}', "line 1: a question is not a JSON object"),
+        ('{"id": "c", "turns": []}', 'line 1: "turns" is not a list of questions'),
+        ('{"id": "a", "question": "q"}\n{"x":', "line 2: not JSON (Expecting value at column 6)"),
+    ],
+)
+def test_a_bad_question_set_line_is_one_line_saying_where(tmp_path: Path, lines: str, error: str) -> None:
+    from cablebot.evaluation import load_conversations
+
+    path = tmp_path / "set.jsonl"
+    path.write_text(lines + "\n", encoding="utf-8")
+    with pytest.raises(CablebotError, match=f"^{re.escape(f'{path}, {error}')}$"):
+        load_conversations(path)
+
+
+def test_a_bad_feedback_line_is_one_line_saying_where(tmp_path: Path) -> None:
+    from cablebot.feedback import load_feedback
+
+    path = tmp_path / "feedback.jsonl"
+    path.write_text('{"user": "u", "question": "q", "answer": "a", "verdict": "good"}\n', encoding="utf-8")
+    with pytest.raises(CablebotError, match=f'^{re.escape(f"{path}, line 1")}: no "abstained" field$'):
+        load_feedback(path)
 
 
 def test_every_batch_line_gets_one_answer_line_whatever_its_bytes(seed_settings) -> None:

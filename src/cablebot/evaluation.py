@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,20 +69,59 @@ class Question:
         return self.type != "unanswerable"
 
 
+def read_jsonl(path: Path, what: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSONL file; a line that is not a JSON object, or a
+    file that cannot be read, is a one-line error naming `what` it is and where."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CablebotError(f"cannot read {what} {path}: {getattr(e, 'strerror', None) or e}") from e
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            with at_line(path, n):
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not a JSON object")
+            yield n, row
+
+
+@contextmanager
+def at_line(path: Path, n: int) -> Iterator[None]:
+    """A missing or mistyped field of line `n` of `path`, as one line that says which and where."""
+    try:
+        yield
+    except json.JSONDecodeError as e:
+        raise CablebotError(f"{path}, line {n}: not JSON ({e.msg} at column {e.colno})") from e
+    except KeyError as e:
+        raise CablebotError(f"{path}, line {n}: no {json.dumps(e.args[0])} field") from e
+    except (ValueError, TypeError, AttributeError) as e:
+        raise CablebotError(f"{path}, line {n}: {e}") from e
+
+
 def load_conversations(path: Path) -> list[list[Question]]:
     """A question set as conversations: a plain question line is a conversation of one turn,
     an `{"id": ..., "turns": [question, ...]}` line one of several (follow-ups)."""
-    try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [[_question(t) for t in r["turns"]] if "turns" in r else [_question(r)] for r in rows]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CablebotError(f"cannot read question set {path}: {e}") from e
+    conversations = []
+    for n, row in read_jsonl(path, "question set"):
+        with at_line(path, n):
+            turns = row.get("turns", [row])
+            if not isinstance(turns, list) or not turns:
+                raise ValueError('"turns" is not a list of questions')
+            conversations.append([_question(t) for t in turns])
+    return conversations
 
 
-def _question(r: dict) -> Question:
+def _question(r: object) -> Question:
+    if not isinstance(r, dict):
+        raise ValueError("a question is not a JSON object")
+    answers = r.get("answers", [])
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise ValueError('"answers" is not a list of strings')
+    if not isinstance(r["question"], str):
+        raise ValueError('"question" is not a string')
     return Question(
-        r["id"], r["question"], tuple(r.get("answers", ())), r.get("support", ""), r.get("doc") or "",
-        r.get("type", "other"),
+        str(r["id"]), r["question"], tuple(answers), str(r.get("support") or ""), str(r.get("doc") or ""),
+        str(r.get("type") or "other"),
     )  # fmt: skip
 
 

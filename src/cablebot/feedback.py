@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cablebot.answering import Answer
 from cablebot.errors import CablebotError
-from cablebot.evaluation import Question
+from cablebot.evaluation import Question, at_line, read_jsonl
 
 VERDICTS = ("good", "bad")
 
@@ -75,22 +75,21 @@ def record(path: Path, answer: Answer, verdict: str, user: str | int, via: str) 
 
 def load_feedback(path: Path) -> list[list[Question]]:
     """Training questions from a feedback file: each user's last verdict on each answer counts once."""
-    latest: dict[tuple[str, str, str], dict] = {}
-    try:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                latest[(row["user"], row["question"], row["answer"])] = row
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CablebotError(f"cannot read feedback file {path}: {e}") from e
+    latest: dict[tuple[str, str, str], tuple[int, dict]] = {}
+    for n, row in read_jsonl(path, "feedback file"):
+        with at_line(path, n):
+            latest[(row["user"], row["question"], row["answer"])] = (n, row)
     questions = []
-    for n, row in enumerate(latest.values(), 1):
-        citation = row.get("citation")
-        if row["abstained"] or not citation:
-            continue  # an abstention has no sentence to confirm or reject
-        if row["verdict"] == "good":
-            quote = max(citation["quote"].split("…"), key=len).strip()
-            questions.append(Question(f"F-{n}", row["question"], (quote,), quote, citation["source"], "feedback"))
-        else:
-            questions.append(Question(f"F-{n}", row["question"], (), "", "", "unanswerable"))
+    for i, (n, row) in enumerate(latest.values(), 1):
+        with at_line(path, n):
+            citation = row.get("citation")
+            if row["abstained"] or not citation:
+                continue  # an abstention has no sentence to confirm or reject
+            if row["verdict"] == "good":
+                quote = max(citation["quote"].split("…"), key=len).strip()
+                questions.append(
+                    Question(f"F-{i}", row["question"], (quote,), quote, citation["source"], "feedback")
+                )
+            else:
+                questions.append(Question(f"F-{i}", row["question"], (), "", "", "unanswerable"))
     return [[q] for q in questions]
