@@ -195,13 +195,15 @@ def test_batch_protocol_carries_conversations(settings) -> None:
         json.dumps({"question": DESIGN_QUESTION, "conversation": "a"}),
         json.dumps({"question": "What percentage of GDP is Guatemala's tax revenue?", "conversation": "b"}),
         json.dumps({"question": follow_up, "conversation": "a"}),
+        json.dumps({"conversation": "a"}),  # an object without a question: an error line, not a question
     ]
     out = run_cli("ask", "--json", "--index", str(settings.index_dir), stdin="".join(x + "\n" for x in lines))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["question"] for r in rows] == [DESIGN_QUESTION, rows[1]["question"], follow_up]
+    assert [r["question"] for r in rows] == [DESIGN_QUESTION, rows[1]["question"], follow_up, lines[3]]
     assert "125" in rows[0]["answer"] and "**577**" in rows[2]["answer_markdown"]
     assert 0.0 <= rows[2]["confidence"] <= 1.0
+    assert rows[3] == {"question": lines[3], "error": 'a JSON line needs a "question" string'}
 
 
 def test_eval_scores_conversations(seed_settings, tmp_path: Path) -> None:

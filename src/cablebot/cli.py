@@ -223,8 +223,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     conversations: dict[str, Conversation] = {}
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
     for line in stdin:
-        question, conversation = _batch_line(line, conversations)
+        question = line.rstrip("\r\n")  # what an error row echoes when the line is no question at all
         try:
+            question, conversation = _batch_line(line, conversations)
             row = to_json(bot.ask(question, conversation, where))
         except CablebotError as e:
             row = {"question": question, "error": str(e)}
@@ -236,18 +237,24 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _batch_line(line: str, conversations: dict[str, Conversation]) -> tuple[str, Conversation | None]:
-    """A batch line's question, and its conversation when it is a `{"question", "conversation"}` object."""
+    """A batch line's question, and its conversation when it is a `{"question", "conversation"}` object.
+
+    A line that is not JSON is a question as typed; a JSON object without a question is an error.
+    """
     from cablebot.core import Conversation
 
     text = line.replace("\x00", "").lstrip("\ufeff").rstrip("\r\n")
     if text.lstrip().startswith("{"):
-        with contextlib.suppress(ValueError):
+        try:
             row = json.loads(text)
-            if isinstance(row, dict) and isinstance(row.get("question"), str):
-                key = row.get("conversation")
-                if key is None:
-                    return row["question"], None
-                return row["question"], conversations.setdefault(str(key), Conversation())
+        except ValueError:
+            return text, None
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+            raise CablebotError('a JSON line needs a "question" string')
+        key = row.get("conversation")
+        if key is None:
+            return row["question"], None
+        return row["question"], conversations.setdefault(str(key), Conversation())
     return text, None
 
 
