@@ -33,6 +33,16 @@ def test_repo_config_lists_every_setting() -> None:
         ("[answer]\nk = 'many'\n", "bad value for answer_k"),
         ("[answer]\nkk = 1\n", "unknown setting"),
         ("not toml [", "cannot read config"),
+        ("[answer]\nk = -3\n", r"bad value for answer_k: -3 \(must be above 0\)$"),
+        ("[answer]\nmax_chars = 0\n", r"bad value for answer_max_chars: 0 \(must be above 0\)$"),
+        ("[discord]\ncooldown = -1.5\n", r"bad value for discord_cooldown: -1.5 \(must be 0 or more\)$"),
+        ("[discord]\nthreads = 'maybe'\n", r"bad value for discord_threads: 'maybe' \(true or false\)$"),
+        ("[answer]\nk = true\n", r"bad value for answer_k: True$"),
+        ("[feedback]\npath = 5\n", r"bad value for feedback_path: 5$"),
+        (
+            "[chunking]\ntokens = 50\noverlap = 50\n",
+            r"^chunking overlap \(50\) must be below chunking tokens \(50\)$",
+        ),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:

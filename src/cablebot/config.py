@@ -47,6 +47,16 @@ class Settings:
 
 
 _PATH_FIELDS = {"corpus_paths", "index_dir", "feedback_path"}
+# Counts and sizes that mean nothing at zero or below (k = 0 would answer from no passage at all).
+_POSITIVE = {
+    "index_approximate_above", "index_max_file_mb", "embedding_batch_size", "chunking_tokens", "answer_k",
+    "answer_max_chars", "discord_max_concurrent",
+}  # fmt: skip
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+class _Meaningless(ValueError):
+    """A value of the right type that no setting can mean; its message says what would do."""
 
 
 def _coerce(name: str, value: object, base: Path, origin: str) -> object:
@@ -55,25 +65,39 @@ def _coerce(name: str, value: object, base: Path, origin: str) -> object:
     try:
         if name == "corpus_paths":
             items = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-            return tuple((base / str(p)).resolve() for p in items)
+            if not all(isinstance(p, str) for p in items):
+                raise TypeError("paths are strings")
+            return tuple((base / p).resolve() for p in items)
         if name in _PATH_FIELDS:
-            return (base / str(value)).resolve()
+            if not isinstance(value, str):
+                raise TypeError("a path is a string")
+            return (base / value).resolve()
         if isinstance(default, tuple):  # lists of Discord ids
             items = value.replace(",", " ").split() if isinstance(value, str) else value
             return tuple(int(v) for v in items)  # type: ignore[union-attr]
         if name == "discord_token_file" and value:
             return str((base / str(value)).resolve())
         if isinstance(default, bool):
-            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
-        if isinstance(default, int):
-            return int(value)  # type: ignore[arg-type]
-        if isinstance(default, float):
-            return float(value)  # type: ignore[arg-type]
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() not in _TRUE | _FALSE:
+                raise _Meaningless("true or false")
+            return str(value).lower() in _TRUE
+        if isinstance(default, int | float):
+            if isinstance(value, bool):  # TOML's true is no number, though Python would make it 1
+                raise TypeError("a number")
+            number = type(default)(value)  # type: ignore[arg-type]
+            if name in _POSITIVE and number <= 0:
+                raise _Meaningless("must be above 0")
+            if number < 0:
+                raise _Meaningless("must be 0 or more")
+            return number
         if name == "index_backend" and value not in ("faiss", "milvus"):
             raise ValueError("expected faiss or milvus")
         return str(value)
     except (TypeError, ValueError) as e:
-        raise CablebotError(f"{origin}: bad value for {name}: {value!r}") from e
+        why = f" ({e})" if isinstance(e, _Meaningless) else ""
+        raise CablebotError(f"{origin}: bad value for {name}: {value!r}{why}") from e
 
 
 def _find_config(explicit: str | Path | None) -> Path | None:
@@ -123,4 +147,8 @@ def load_settings(config: str | Path | None = None, index_dir: str | Path | None
             if name in names:
                 value: object = raw.split(os.pathsep) if name == "corpus_paths" else raw
                 values[name] = _coerce(name, value, Path.cwd(), env_key)
-    return Settings(**values).with_index(index_dir)  # type: ignore[arg-type]
+    settings = Settings(**values).with_index(index_dir)  # type: ignore[arg-type]
+    overlap, tokens = settings.chunking_overlap, settings.chunking_tokens
+    if overlap >= tokens:
+        raise CablebotError(f"chunking overlap ({overlap}) must be below chunking tokens ({tokens})")
+    return settings
