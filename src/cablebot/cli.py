@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -289,6 +290,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                     continue
                 record(settings.feedback_path, conversation.answers[-1], question[1:], getpass.getuser(), "chat")
                 print(f"noted in {settings.feedback_path}")
+                continue
+            if re.fullmatch(r":\w+", question):  # a mistyped command is no question to answer
+                print(f"cablebot: unknown command {question} (:good or :bad rates the last answer)")
                 continue
             print(to_text(bot.ask(question, conversation, where), color=sys.stdout.isatty()))
         except CablebotError as e:
