@@ -83,6 +83,12 @@ def test_who_wrote_the_article_is_answered_from_its_byline(bot) -> None:
     assert bot.ask("what does the author say about the border with Guatemala?").metadata is None
 
 
+def test_a_name_typed_without_its_accent_finds_the_same_answer(bot) -> None:
+    plain, accented = bot.ask("where is peten?"), bot.ask("where is petén?")
+    assert "Petén, in Northern Guatemala" in plain.text and not plain.abstained
+    assert (plain.text, plain.confidence) == (accented.text, accented.confidence)
+
+
 def test_follow_up_keeps_the_conversation_context(bot) -> None:
     chat = Conversation()
     bot.ask(DESIGN_QUESTION, chat)

@@ -454,6 +454,13 @@ def test_a_hyphenated_word_is_also_its_parts() -> None:
     assert terms("the vice-president and an ex-minister") == ["vice-presid", "ex-minist"]
 
 
+def test_words_match_without_their_accents() -> None:
+    from cablebot.lexical import terms
+
+    assert terms("the forests of Petén near São Paulo") == terms("the forests of peten near sao paulo")
+    assert terms("Øresund, Łódź, Straße, İstanbul") == ["oresund", "lodz", "strass", "istanbul"]
+
+
 def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
     elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
     elsewhere.mkdir()

@@ -6,6 +6,7 @@ Dense search misses exact names, numbers and reference IDs; BM25 finds them.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
 from pathlib import Path
@@ -42,7 +43,10 @@ def terms(text: str) -> list[str]:
 @lru_cache(maxsize=50_000)  # answering looks at the same passages and sentences again and again
 def _terms(text: str) -> tuple[str, ...]:
     out = []
-    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", text.lower()):
+    text = text.lower()
+    if not text.isascii():
+        text = _unaccented(text)
+    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", text):
         token = token.replace("’", "'").removesuffix("'s").replace(",", "")
         # A hyphenated word is also its parts ("US-Mexico border" is about Mexico, "350-400" holds 400),
         # but a vice-president or an ex-minister is not the president or the minister.
@@ -54,10 +58,20 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# Latin letters that Unicode does not decompose into a base letter and an accent.
+_LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th"})
+
+
+def _unaccented(text: str) -> str:
+    """Lower-case `text` without accents: people type "peten" and "sao paulo" for Petén and São Paulo."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 # How text becomes terms, recorded in the manifest: BM25 terms made another way do not match.
 TERMS = (
-    "5: Snowball English stems; 30,000 is the one term 30000; a hyphenated word also its parts (not vice-, ex-);"
-    " tantivy BM25"
+    "6: Snowball English stems; 30,000 is the one term 30000; a hyphenated word also its parts (not vice-, ex-);"
+    " accents folded; tantivy BM25"
 )
 
 
