@@ -55,6 +55,19 @@ def test_an_explicit_index_that_does_not_exist_is_an_error_not_a_new_index(tmp_p
     assert not typo.exists()
 
 
+def test_an_index_path_that_is_a_file_says_so(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an index", encoding="utf-8")
+    for args, says in (
+        (["ask", "--index", str(notes), QUESTION], "is a file, not an index directory"),
+        (["index", "--index", str(notes), str(tmp_path)], "is not a directory"),
+    ):
+        out = run_cli(*args)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1] == f"cablebot: error: {notes} {says}"
+    assert notes.read_text(encoding="utf-8") == "not an index"
+
+
 def test_an_index_without_its_manifest_is_never_overwritten_by_ask(index_copy: Path) -> None:
     (index_copy / "manifest.json").unlink()
     before = sorted(p.name for p in index_copy.iterdir())

@@ -163,6 +163,8 @@ class Index:
     def read_manifest(directory: Path) -> dict[str, Any]:
         path = directory / MANIFEST
         if not path.is_file():
+            if directory.exists() and not directory.is_dir():
+                raise CablebotError(f"{directory} is a file, not an index directory")
             if directory.is_dir() and _foreign(directory):
                 raise CablebotError(
                     f"{directory} is not a usable index: it has no {MANIFEST} but holds other files; "
