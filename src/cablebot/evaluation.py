@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,14 +26,14 @@ from pathlib import Path
 from cablebot.answering import Answer
 from cablebot.core import Conversation
 from cablebot.errors import CablebotError
+from cablebot.lexical import unaccented
 
 MAX_ANSWER = 400
 
 
 def fold(text: str) -> str:
     """Compare text after folding case, accents, quotes, dashes, whitespace and thousands separators."""
-    text = unicodedata.normalize("NFKD", text or "")
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = unaccented(text or "")
     for a, b in (("’", "'"), ("“", '"'), ("”", '"'), ("—", " "), ("–", "-")):
         text = text.replace(a, b)
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)

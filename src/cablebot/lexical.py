@@ -44,8 +44,8 @@ def terms(text: str) -> list[str]:
 def _terms(text: str) -> tuple[str, ...]:
     out = []
     text = text.lower()
-    if not text.isascii():
-        text = _unaccented(text)
+    if not text.isascii():  # people type "peten" and "sao paulo" for Petén and São Paulo
+        text = unaccented(text.translate(_LETTERS))
     for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", text):
         token = token.replace("’", "'").removesuffix("'s").replace(",", "")
         # A hyphenated word is also its parts ("US-Mexico border" is about Mexico, "350-400" holds 400),
@@ -62,9 +62,9 @@ def _terms(text: str) -> tuple[str, ...]:
 _LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th"})
 
 
-def _unaccented(text: str) -> str:
-    """Lower-case `text` without accents: people type "peten" and "sao paulo" for Petén and São Paulo."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_LETTERS))
+def unaccented(text: str) -> str:
+    """`text` without the accents Unicode decomposes letters into ("Petén" is "Peten")."""
+    decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
