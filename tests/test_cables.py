@@ -251,3 +251,23 @@ def test_content_answers_cite_the_cable_paragraph(cable_bot) -> None:
     assert c.reference.endswith("— Embassy Mexico, 2009-12-17, SECRET")
     only_1972 = cable_bot.ask("What did the Shah ask for?", where=Filter(until="1980"))
     assert {h.chunk.doc_id for h in only_1972.hits} == {"72TEHRAN1164"}
+
+
+def test_paragraph_numbers_without_a_space(tmp_path: Path) -> None:
+    """Some cables write "14.(C)": that paragraph keeps its own number instead of running on into the one
+    before, so its sentences are cited as ¶14."""
+    cable = tmp_path / "cable.txt"
+    cable.write_text(
+        "Reference ID: 10BEIJING999\n\nTAGS: ECON CH\nSUBJECT: JOBS\n\n"
+        "13.(C) We propose the U.S. consider more student visas.\n\n"
+        "DANGLING CARROTS\n---------------- \n\n"
+        "14.(C) Where China is already seeking assistance, we should capitalize on that interest.\n\n"
+        "15. (C) Whereas 2009 was a year to build the relationship, 2010 will test it. Classified by 1.4(b).\n",
+        encoding="utf-8",
+    )
+    doc = read_document(cable, print)
+    assert doc is not None and doc.labels == ("subject", "¶13", "¶14", "¶15")
+    assert doc.paragraphs[2] == (
+        "(C) Where China is already seeking assistance, we should capitalize on that interest."
+    )
+    assert doc.paragraphs[3].endswith("2010 will test it. Classified by 1.4(b).")

@@ -86,6 +86,33 @@ def test_new_term_rules_index_the_words_again_and_keep_the_vectors(tmp_path: Pat
     assert [loaded.chunks[row].doc_id for row, _ in loaded.lexical.top(["mexico"], 5)] == ["e"]
 
 
+def test_a_new_parser_parses_again_and_embeds_only_the_sentences_it_changed(
+    tmp_path: Path, fake_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cablebot import cables
+    from cablebot import index as index_module
+
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    (docs / "cable.txt").write_text(
+        "Reference ID: 10OSLO1\n\nSUBJECT: JETS\n\n1. (C) Norway buys the F-35.\n\n2.(C) The decision is final.\n",
+        encoding="utf-8",
+    )
+    with monkeypatch.context() as old_parser:  # one that did not know "2.(C)" starts a paragraph
+        old_parser.setattr(cables, "_NUMBERED", re.compile(r"^¶?\s*(\d{1,3})\.\s+(.*)$"))
+        old_parser.setattr(index_module, "PARSER_VERSION", 0)
+        _build(docs, index, fake_embedder)
+    assert _locations(index, "10OSLO1") == ["subject", "¶1"]
+    fake_embedder.embedded.clear()
+    again = _build(docs, index, fake_embedder)
+    assert (again.documents, fake_embedder.embedded) == (4, ["(C) The decision is final."])
+    assert _locations(index, "10OSLO1") == ["subject", "¶1", "¶2"]
+
+
+def _locations(index: Path, doc_id: str) -> list[str]:
+    loaded = Index.load(index)
+    return [loaded.chunks[row].location for row in loaded.rows_of(doc_id)]
+
+
 def test_interrupted_build_keeps_previous_index(tmp_path: Path, fake_embedder) -> None:
     docs, index = _corpus(tmp_path), tmp_path / "index"
     _build(docs, index, fake_embedder)

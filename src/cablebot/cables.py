@@ -28,7 +28,8 @@ _TEXT_FIELDS = {
 }
 _PAGE_BREAK = re.compile(r"^\s*[A-Z][A-Z .'/&-]*\s\d{6,8}\s+\d{3}\s+OF\s+\d{3}\s*$", re.IGNORECASE)
 _FIELD = re.compile(r"^(TAGS|SUBJ(?:ECT)?|REF(?:S|TEL)?|CLASSIFIED BY|E\.\s?O\.\s?\d+|REASONS?)\b:?\s*(.*)$", re.I)
-_NUMBERED = re.compile(r"^¶?\s*(\d{1,3})\.\s+(.*)$")
+# "5. (C) ..."; also "14.(C) ...", written without the space before the classification marking.
+_NUMBERED = re.compile(r"^¶?\s*(\d{1,3})\.(?:\s+|(?=\())(.*)$")
 _ROUTING = re.compile(
     r"^(VZCZC|ZZ|ZNY|ZNR|ZUI|DE RUE|RR |PP |OO |R \d|P \d|O \d|Z \d|FM |TO |INFO |BT$|NNNN|RUE|RHE|RHM|RUC|"
     r"AMEMBASSY|SECSTATE|[A-Z]+/[A-Z]+)",

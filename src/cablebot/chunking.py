@@ -14,8 +14,8 @@ from functools import cache
 
 from cablebot.documents import Document
 
-# Bump when parsing or chunking makes different chunks from the same files and settings;
-# the manifest records it, and an index made by another version is rebuilt.
+# Bump when chunking makes different chunks or sentences from the same paragraphs and settings;
+# the manifest records it, and an index made by another version is rebuilt and embedded again.
 CHUNKER_VERSION = 6
 
 _ABBREVIATIONS = {

@@ -192,7 +192,7 @@ class Cablebot:
             index = Index.load(settings.index_dir)
         rebuild = f"cablebot index --index {settings.index_dir} PATH..."
         chunker = chunker_settings(settings.chunking_tokens, settings.chunking_overlap)
-        changed = "the chunking settings, their version or the term rules changed"
+        changed = "the parser, the chunking settings or the term rules changed"
         outdated = index.model_mismatch(self.embedder.name, self.embedder.dim) or (
             "" if index.manifest.get("chunker") == chunker else changed
         )

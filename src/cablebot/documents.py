@@ -21,6 +21,9 @@ from urllib.parse import urlsplit
 from cablebot.cables import looks_like_cable, parse_cable
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+# Bump when the same files parse into other paragraphs. The manifest records it; files are parsed again on
+# the next build, and sentences that did not change keep their vectors.
+PARSER_VERSION = 1
 MAX_BYTES = 10_000_000  # files larger than this are skipped ([index] max_file_mb)
 
 # Paragraphs that are site furniture, never content (matched on short paragraphs only).

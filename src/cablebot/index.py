@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document, sentence_spans
-from cablebot.documents import MAX_BYTES, Document, Known, load_documents
+from cablebot.documents import MAX_BYTES, PARSER_VERSION, Document, Known, load_documents
 from cablebot.errors import CablebotError
 from cablebot.lexical import TERMS, Lexical, terms
 from cablebot.store import (
@@ -113,6 +113,7 @@ def _chunk(record: dict[str, Any]) -> Chunk:
 
 def chunker_settings(tokens: int, overlap: int) -> dict[str, Any]:
     return {
+        "parser": PARSER_VERSION,
         "version": CHUNKER_VERSION,
         "tokenizer": "cl100k_base",
         "tokens": tokens,
@@ -573,6 +574,7 @@ class _Previous:
 
     index: Index
     known: dict[str, Known]
+    same_chunks: bool  # else every document is parsed again; only sentence vectors are reused
 
     def sentence_vectors(self) -> dict[str, Any]:
         """Each sentence text of the previous index and its vector."""
@@ -589,7 +591,7 @@ class _Previous:
 
     def rows_of(self, doc: Document) -> range | None:
         old = self.index.documents.get(doc.id)
-        if old is None or old.sha256 != doc.sha256:
+        if not self.same_chunks or old is None or old.sha256 != doc.sha256:
             return None
         return self.index.rows_of(doc.id)
 
@@ -601,21 +603,24 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
         return None  # nothing usable: parse and embed everything
     m = index.manifest
     # Chunks and vectors do not depend on how terms are made (BM25 is rebuilt on every build): new term
-    # rules re-index the words, not the vectors.
-    same_chunks = _without_terms(m.get("chunker")) == _without_terms(chunker)
-    if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or not same_chunks:
+    # rules re-index the words, not the vectors. A new parser parses every file again, but a sentence
+    # is split and embedded as before, so one it still finds keeps its vector.
+    same_sentences = _without(m.get("chunker"), "terms", "parser") == _without(chunker, "terms", "parser")
+    if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or not same_sentences:
         return None
+    if _without(m.get("chunker"), "terms") != _without(chunker, "terms"):
+        return _Previous(index, {}, same_chunks=False)
     known = {}
     try:
         for doc, size, mtime_ns in index.documents.files():
             known[doc.path] = Known(size, mtime_ns, doc)
     except DamagedFile:
         return None
-    return _Previous(index, known)
+    return _Previous(index, known, same_chunks=True)
 
 
-def _without_terms(chunker: object) -> object:
-    return {k: v for k, v in chunker.items() if k != "terms"} if isinstance(chunker, dict) else chunker
+def _without(chunker: object, *keys: str) -> object:
+    return {k: v for k, v in chunker.items() if k not in keys} if isinstance(chunker, dict) else chunker
 
 
 def indexed_document(directory: Path, doc_id: str) -> Document | None:
