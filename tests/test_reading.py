@@ -1,6 +1,7 @@
 """The reader: question analysis, candidate features, and the shipped model file."""
 
 import json
+import math
 
 import pytest
 
@@ -169,3 +170,16 @@ def test_the_second_look_picks_among_the_best_first_scores_only() -> None:
     assert reader.choose(rows, reader.logits(rows)) == 1
     assert Reader(tuple(first), 0.0, (1.0, 0.0), 0.5, 0.6).choose(rows, reader.logits(rows)) == 0
     assert Reader.from_json(reader.to_json()) == reader
+
+
+def test_one_document_has_its_own_calibration_but_the_same_line_between_answering_and_abstaining() -> None:
+    n = len(FEATURES)
+    reader = Reader((0.0,) * n, 0.0, (1.0, 0.0), 0.5, 0.6, alone=(1.0, 1.0))
+    assert reader.judge(0.0) == (pytest.approx(0.5), True)
+    confidence, answers = reader.judge(-0.5, alone=True)
+    assert confidence == pytest.approx(1 / (1 + math.exp(-0.5))) and not answers  # 0.62, yet below the line
+    assert reader.judge(0.0, alone=True) == (pytest.approx(1 / (1 + math.exp(-1.0))), True)
+    assert Reader.from_json(reader.to_json()) == reader
+    plain = Reader((0.0,) * n, 0.0, (1.0, 0.0), 0.5, 0.6)
+    assert plain.judge(0.3, alone=True) == plain.judge(0.3)  # no calibration of its own: the usual one
+    assert Reader.from_json(plain.to_json()) == plain

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from cablebot.core import Cablebot
 from cablebot.evaluation import load_conversations
 from cablebot.feedback import load_feedback, record
 from cablebot.reading import FEATURES, Reader
-from cablebot.training import best_of, collect, cross_validate, train
+from cablebot.retrieval import Filter
+from cablebot.training import best_of, collect, collect_alone, cross_validate, train
 
 FACTS = {
     "harbour": "The harbour of Port Elin handles 40 ships a week. Its director, Maria Vance, took office in 2007. "
@@ -87,10 +89,11 @@ def slice_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_retraining_on_a_fixed_slice_is_deterministic(small_bot: Cablebot, slice_file: Path) -> None:
     conversations = load_conversations(slice_file)
     assert [len(c) for c in conversations][-1] == 2  # the conversation line keeps its turns together
-    first = train(collect(small_bot, conversations)).to_json()
-    second = train(collect(small_bot, conversations)).to_json()
+    first = train(collect(small_bot, conversations), alone=collect_alone(small_bot, conversations)).to_json()
+    second = train(collect(small_bot, conversations), alone=collect_alone(small_bot, conversations)).to_json()
     assert first == second
     assert first["features"] == list(FEATURES) and 0.0 <= first["threshold"] <= 1.0
+    assert len(first["alone"]) == 2  # a calibration of its own for answers from one document
 
 
 def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, slice_file: Path) -> None:
@@ -105,13 +108,34 @@ def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, sl
 
 
 def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Cablebot, slice_file: Path) -> None:
-    report = cross_validate(collect(small_bot, load_conversations(slice_file)))
+    conversations = load_conversations(slice_file)
+    alone = collect_alone(small_bot, conversations)
+    # Each single question, asked of one document: an answerable one of its own, the others of the first found.
+    assert len(alone) == len(QUESTIONS) + len(UNANSWERABLE)
+    assert all(e.labels.any() == e.question.answerable for e in alone)
+    report = cross_validate(collect(small_bot, conversations), alone=alone)
     lines = report.lines()
     assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")
     assert lines[1].startswith("answerable, held out: the right sentence among the candidates ")
     assert report.answered_right <= report.picked_right <= report.reachable <= report.answerable
     assert "calibration" in lines[2] and len(lines) > 3
     assert all(0.0 <= c <= 1.0 for c in report.confidence)
+    assert "asked of one document alone (answerable ones of their own): n=12+3 answer=" in "\n".join(lines)
+    assert len(report.alone_confidence) == len(alone)
+
+
+def test_an_answer_from_one_document_reports_that_calibration(small_bot: Cablebot) -> None:
+    """Over one document (a filter down to one, or an index of one) the confidence is the reader's
+    calibration for one document; over several, the usual one."""
+    from cablebot.reading import load_reader
+
+    sure = dataclasses.replace(load_reader(), alone=(0.0, 3.0))  # 0.953, whatever the score
+    bot = Cablebot(small_bot.settings, lambda m: None, sure)
+    alone = bot.ask("how many ships does the harbour handle?", where=Filter(doc="harbour"))
+    assert not alone.abstained and alone.confidence == pytest.approx(1 / (1 + math.exp(-3.0)))
+    assert not alone.unsure
+    among_four = bot.ask("how many ships does the harbour handle?")
+    assert among_four.text == alone.text and among_four.confidence != pytest.approx(alone.confidence)
 
 
 def test_feedback_becomes_training_questions(small_bot: Cablebot, tmp_path: Path) -> None:

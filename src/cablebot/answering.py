@@ -160,11 +160,13 @@ def choose_answer(
     max_chars: int,
     context: str = "",
     previous: Answer | None = None,
+    alone: bool = False,
 ) -> Answer:
     """The sentence of `hits` the reader finds likeliest to answer, or an abstention.
 
     `context` (the earlier question of a conversation) is matched too, as a
-    feature of its own; `previous` is the answer it got.
+    feature of its own; `previous` is the answer it got; `alone` says the
+    question is answered from one document.
     """
     fields = metadata_fields(question)
     if fields and hits:
@@ -179,8 +181,8 @@ def choose_answer(
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits))
     best_logit, best = scored[reader.choose(features, logits)]
     hits = _rerank(hits, scored, best)
-    confidence = reader.confidence(best_logit)
-    if confidence < reader.threshold:
+    confidence, answers = reader.judge(best_logit, alone)
+    if not answers:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)
     quote = best.text
     anchor = previous.emphasis if previous and previous.text == quote else None

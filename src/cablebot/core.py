@@ -243,6 +243,7 @@ class Cablebot:
             s.answer_max_chars,
             context,
             previous,
+            alone=len(self.index.documents) == 1 or matched == 1,
         )
         answer = dataclasses.replace(answer, hits=answer.hits[: s.answer_k], filter_matched=matched)
         if conversation is not None:

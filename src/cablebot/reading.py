@@ -458,6 +458,9 @@ class Reader:
     rivals: int = 0  # how many of the best-scored candidates the second look picks among (0: none)
     second_weights: tuple[float, ...] = ()
     second_bias: float = 0.0
+    # The calibration when the question is answered from one document (an index of one, or a filter down
+    # to one): the pick is right more often there than the same score means among many (None: the same).
+    alone: tuple[float, float] | None = None
 
     @classmethod
     def untrained(cls) -> Reader:
@@ -484,9 +487,14 @@ class Reader:
         second = np.asarray([features[i] for i in top]) @ np.array(self.second_weights) + self.second_bias
         return int(top[int(np.argmax(second))])
 
-    def confidence(self, logit: float) -> float:
-        a, b = self.calibration
+    def confidence(self, logit: float, alone: bool = False) -> float:
+        a, b = self.alone if alone and self.alone else self.calibration
         return _sigmoid(a * logit + b)
+
+    def judge(self, logit: float, alone: bool = False) -> tuple[float, bool]:
+        """The pick's confidence, and whether to answer with it. Answering is decided on the calibration
+        over many documents, which the threshold was chosen on; one document changes what is reported."""
+        return self.confidence(logit, alone), self.confidence(logit) >= self.threshold
 
     def to_json(self) -> dict:
         return {
@@ -494,6 +502,7 @@ class Reader:
             "weights": [round(w, 6) for w in self.weights],
             "bias": round(self.bias, 6),
             "calibration": [round(c, 6) for c in self.calibration],
+            "alone": [round(c, 6) for c in self.alone] if self.alone else None,
             "threshold": round(self.threshold, 4),
             "unsure_below": round(self.unsure_below, 4),
             "second_look": {
@@ -524,6 +533,7 @@ class Reader:
             int(second["rivals"]),
             tuple(second["weights"]),
             float(second["bias"]),
+            tuple(data["alone"]) if data.get("alone") else None,  # type: ignore[arg-type]
         )
 
 

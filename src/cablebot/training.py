@@ -75,6 +75,29 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[
     return examples
 
 
+def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[Example]:
+    """Examples for each single question asked of one document alone, as over a collection of one (the
+    bundled article), for the calibration of answers from one document: an answerable question is asked of
+    its own document, one the documents do not answer of the document retrieval finds first for it (a near
+    miss is about that document's people and places). Groups match `collect`'s."""
+    from cablebot.retrieval import Filter
+
+    examples = []
+    for group, turns in enumerate(conversations):
+        if len(turns) > 1:
+            continue
+        q = turns[0]
+        doc = q.doc if q.answerable else next((h.chunk.doc_id for h in bot.retrieve(q.question)), "")
+        if doc not in bot.index.documents:
+            continue
+        hits = bot.retrieve(q.question, where=Filter(doc=doc))
+        _, cands = read(q.question, hits, bot.retriever, bot.settings.answer_k)
+        features = np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+        labels = np.array([q.answerable and holds_answer(c.text, q.answers) for c in cands], dtype=np.int8)
+        examples.append(Example(group, q, features, labels))
+    return examples
+
+
 def _gold(q: Question) -> Answer:
     """What a conversation remembers of a training turn: its right answer, the sentence that supports it."""
     if not (q.answerable and q.support):
@@ -162,25 +185,36 @@ def _folds(examples: Sequence[Example], n: int, seed: int) -> list[int]:
     return [fold_of[e.group] for e in examples]
 
 
-def _held_out_logits(examples: Sequence[Example], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _held_out_logits(
+    examples: Sequence[Example], n: int, seed: int, alone: Sequence[Example] = ()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pick's first logit and whether it is right, for `examples` and for `alone` (the same questions
+    asked of one document), each scored by a reader fitted on the folds without its question."""
     folds = _folds(examples, n, seed)
+    fold_of = {e.group: k for e, k in zip(examples, folds, strict=True)}
     logits, right = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool)
+    alone_logits, alone_right = np.zeros(len(alone)), np.zeros(len(alone), dtype=bool)
     for f in range(n):
-        train = [e for e, k in zip(examples, folds, strict=True) if k != f]
+        reader = fit_reader([e for e, k in zip(examples, folds, strict=True) if k != f])
         test = [i for i, k in enumerate(folds) if k == f]
-        lg, rt = best_of([examples[i] for i in test], fit_reader(train))
-        logits[test], right[test] = lg, rt
-    return logits, right
+        logits[test], right[test] = best_of([examples[i] for i in test], reader)
+        test = [i for i, e in enumerate(alone) if fold_of.get(e.group) == f]
+        alone_logits[test], alone_right[test] = best_of([alone[i] for i in test], reader)
+    return logits, right, alone_logits, alone_right
 
 
-def train(examples: Sequence[Example], max_false: float = MAX_FALSE) -> Reader:
-    """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds."""
-    logits, right = _held_out_logits(examples, FOLDS, SEED)
+def train(examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = ()) -> Reader:
+    """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds, and
+    a calibration of its own for `alone` (questions asked of one document), if given."""
+    groups = {e.group for e in examples}
+    alone = [e for e in alone if e.group in groups]
+    logits, right, alone_logits, alone_right = _held_out_logits(examples, FOLDS, SEED, alone)
     a, b = fit_calibration(logits, right)
     confidence = 1 / (1 + np.exp(-(a * logits + b)))
     unanswerable = np.array([not e.question.answerable for e in examples])
     threshold = choose_threshold(confidence, unanswerable, max_false)
-    return replace(fit_reader(examples), calibration=(a, b), threshold=threshold)
+    one = fit_calibration(alone_logits, alone_right) if alone else None
+    return replace(fit_reader(examples), calibration=(a, b), threshold=threshold, alone=one)
 
 
 # --- Honest figures --------------------------------------------------------------------
@@ -199,6 +233,10 @@ class Report:
     picked_right: int = 0  # ... and the reader picks it, whatever its confidence
     confidence: list[float] = field(default_factory=list)
     right: list[bool] = field(default_factory=list)
+    alone_confidence: list[float] = field(default_factory=list)  # questions asked of one document alone
+    alone_right: list[bool] = field(default_factory=list)
+    alone_answerable: list[bool] = field(default_factory=list)
+    alone_answered: list[bool] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         n, u = self.answerable, self.unanswerable
@@ -209,24 +247,49 @@ class Report:
             f"answerable, held out: the right sentence among the candidates {self.reachable / max(n, 1):.3f}, "
             f"picked {self.picked_right / max(n, 1):.3f}, answered {self.answered_right / max(n, 1):.3f}",
             "calibration (confidence decile: questions, mean confidence, share right):",
+            *_deciles(self.confidence, self.right),
         ]
-        conf, right = np.array(self.confidence), np.array(self.right, dtype=bool)
-        for lo in np.arange(0.0, 1.0, 0.1):
-            sel = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
-            if sel.any():
-                share = f"{conf[sel].mean():.3f}  {right[sel].mean():.3f}"
-                out.append(f"  [{lo:.1f}, {lo + 0.1:.1f}): {int(sel.sum()):4d}  {share}")
+        if self.alone_confidence:
+            ok, answered = np.array(self.alone_answerable), np.array(self.alone_answered)
+            right = np.array(self.alone_right) & answered
+            out.append(
+                f"asked of one document alone (answerable ones of their own): n={ok.sum()}+{(~ok).sum()} "
+                f"answer={right[ok].mean():.3f} abstain={(~answered[~ok]).mean() if (~ok).any() else 0:.3f} "
+                f"false_abstain={(~answered[ok]).mean():.3f}; calibration:"
+            )
+            out += _deciles(self.alone_confidence, self.alone_right)
         return out
 
 
-def cross_validate(examples: Sequence[Example], max_false: float = MAX_FALSE) -> Report:
-    """Nested: each outer fold is scored by a reader (weights, calibration, threshold) trained without it."""
+def _deciles(confidence: list[float], right: list[bool]) -> list[str]:
+    out = []
+    conf, rt = np.array(confidence), np.array(right, dtype=bool)
+    for lo in np.arange(0.0, 1.0, 0.1):
+        sel = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
+        if sel.any():
+            share = f"{conf[sel].mean():.3f}  {rt[sel].mean():.3f}"
+            out.append(f"  [{lo:.1f}, {lo + 0.1:.1f}): {int(sel.sum()):4d}  {share}")
+    return out
+
+
+def cross_validate(
+    examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = ()
+) -> Report:
+    """Nested: each outer fold is scored by a reader (weights, calibrations, threshold) trained without it."""
     folds = _folds(examples, FOLDS, SEED + 1)
+    fold_of = {e.group: k for e, k in zip(examples, folds, strict=True)}
     report = Report()
     for f in range(FOLDS):
         train_set = [e for e, k in zip(examples, folds, strict=True) if k != f]
         test = [e for e, k in zip(examples, folds, strict=True) if k == f]
-        reader = train(train_set, max_false)
+        reader = train(train_set, max_false, [e for e in alone if fold_of.get(e.group) != f])
+        held_out = [e for e in alone if fold_of.get(e.group) == f]
+        for e, lg, rt in zip(held_out, *best_of(held_out, reader), strict=True):
+            conf, answers = reader.judge(float(lg), alone=True)
+            report.alone_confidence.append(conf)
+            report.alone_right.append(bool(rt))
+            report.alone_answerable.append(e.question.answerable)
+            report.alone_answered.append(answers)
         logits, right = best_of(test, reader)
         for e, lg, rt in zip(test, logits, right, strict=True):
             conf = reader.confidence(float(lg))
@@ -259,9 +322,10 @@ def run(
     conversations += [c for p in feedback for c in load_feedback(p)]
     say(f"reading {sum(len(c) for c in conversations)} training questions…")
     examples = collect(bot, conversations)
-    for line in cross_validate(examples).lines():
+    alone = collect_alone(bot, conversations)
+    for line in cross_validate(examples, alone=alone).lines():
         say(line)
-    reader = train(examples)
+    reader = train(examples, alone=alone)
     data = reader.to_json() | {"trained_on": [p.name for p in (*paths, *feedback)], "questions": len(examples)}
     out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     say(
