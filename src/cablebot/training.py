@@ -15,6 +15,9 @@ question and conversation, never by sentence).
 A second look is learned the same way, on the RIVALS best-scored candidates of
 each training question whose right and wrong answers are that close: it picks
 among them (see `Reader`).
+
+Answers from one document get a calibration of their own, fitted the same way
+on the training questions asked of one cable alone (`collect_alone`).
 """
 
 from __future__ import annotations
@@ -254,11 +257,15 @@ class Report:
             right = np.array(self.alone_right) & answered
             out.append(
                 f"asked of one document alone (answerable ones of their own): n={ok.sum()}+{(~ok).sum()} "
-                f"answer={right[ok].mean():.3f} abstain={(~answered[~ok]).mean() if (~ok).any() else 0:.3f} "
-                f"false_abstain={(~answered[ok]).mean():.3f}; calibration:"
+                f"answer={_rate(right[ok])} abstain={_rate(~answered[~ok])} "
+                f"false_abstain={_rate(~answered[ok])}; calibration:"
             )
             out += _deciles(self.alone_confidence, self.alone_right)
         return out
+
+
+def _rate(hits: np.ndarray) -> str:
+    return f"{hits.mean() if len(hits) else 0.0:.3f}"
 
 
 def _deciles(confidence: list[float], right: list[bool]) -> list[str]:
