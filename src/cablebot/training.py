@@ -181,27 +181,27 @@ def choose_threshold(confidence: np.ndarray, unanswerable: np.ndarray, max_false
     return 1.0
 
 
-def _folds(examples: Sequence[Example], n: int, seed: int) -> list[int]:
+def _folds(examples: Sequence[Example], n: int, seed: int) -> dict[int, int]:
+    """The fold of each group of questions (a conversation's turns stay together)."""
     groups = sorted({e.group for e in examples})
     random.Random(seed).shuffle(groups)
-    fold_of = {g: i % n for i, g in enumerate(groups)}
-    return [fold_of[e.group] for e in examples]
+    return {g: i % n for i, g in enumerate(groups)}
 
 
 def _held_out_logits(
     examples: Sequence[Example], n: int, seed: int, alone: Sequence[Example] = ()
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The pick's first logit and whether it is right, for `examples` and for `alone` (the same questions
-    asked of one document), each scored by a reader fitted on the folds without its question."""
-    folds = _folds(examples, n, seed)
-    fold_of = {e.group: k for e, k in zip(examples, folds, strict=True)}
+    """The pick's first logit and whether it is right, for `examples` and for those of `alone` (the same
+    questions asked of one document) among them, each scored by a reader fitted on the folds without it."""
+    fold_of = _folds(examples, n, seed)
+    alone = [e for e in alone if e.group in fold_of]
     logits, right = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool)
     alone_logits, alone_right = np.zeros(len(alone)), np.zeros(len(alone), dtype=bool)
     for f in range(n):
-        reader = fit_reader([e for e, k in zip(examples, folds, strict=True) if k != f])
-        test = [i for i, k in enumerate(folds) if k == f]
+        reader = fit_reader([e for e in examples if fold_of[e.group] != f])
+        test = [i for i, e in enumerate(examples) if fold_of[e.group] == f]
         logits[test], right[test] = best_of([examples[i] for i in test], reader)
-        test = [i for i, e in enumerate(alone) if fold_of.get(e.group) == f]
+        test = [i for i, e in enumerate(alone) if fold_of[e.group] == f]
         alone_logits[test], alone_right[test] = best_of([alone[i] for i in test], reader)
     return logits, right, alone_logits, alone_right
 
@@ -209,14 +209,12 @@ def _held_out_logits(
 def train(examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = ()) -> Reader:
     """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds, and
     a calibration of its own for `alone` (questions asked of one document), if given."""
-    groups = {e.group for e in examples}
-    alone = [e for e in alone if e.group in groups]
     logits, right, alone_logits, alone_right = _held_out_logits(examples, FOLDS, SEED, alone)
     a, b = fit_calibration(logits, right)
     confidence = 1 / (1 + np.exp(-(a * logits + b)))
     unanswerable = np.array([not e.question.answerable for e in examples])
     threshold = choose_threshold(confidence, unanswerable, max_false)
-    one = fit_calibration(alone_logits, alone_right) if alone else None
+    one = fit_calibration(alone_logits, alone_right) if len(alone_logits) else None
     return replace(fit_reader(examples), calibration=(a, b), threshold=threshold, alone=one)
 
 
@@ -283,13 +281,12 @@ def cross_validate(
     examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = ()
 ) -> Report:
     """Nested: each outer fold is scored by a reader (weights, calibrations, threshold) trained without it."""
-    folds = _folds(examples, FOLDS, SEED + 1)
-    fold_of = {e.group: k for e, k in zip(examples, folds, strict=True)}
+    fold_of = _folds(examples, FOLDS, SEED + 1)
     report = Report()
     for f in range(FOLDS):
-        train_set = [e for e, k in zip(examples, folds, strict=True) if k != f]
-        test = [e for e, k in zip(examples, folds, strict=True) if k == f]
-        reader = train(train_set, max_false, [e for e in alone if fold_of.get(e.group) != f])
+        train_set = [e for e in examples if fold_of[e.group] != f]
+        test = [e for e in examples if fold_of[e.group] == f]
+        reader = train(train_set, max_false, alone)
         held_out = [e for e in alone if fold_of.get(e.group) == f]
         for e, lg, rt in zip(held_out, *best_of(held_out, reader), strict=True):
             conf, answers = reader.judge(float(lg), alone=True)
