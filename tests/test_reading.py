@@ -15,6 +15,7 @@ from cablebot.reading import (
     analyse,
     asked_terms,
     candidates,
+    focus,
     load_reader,
     question_kind,
 )
@@ -32,6 +33,13 @@ from cablebot.retrieval import Hit
         ("where is the donors conference?", "place"),
         ("why did the uighur cases worry germany?", "reason"),
         ("what is the name of nato's plan?", "other"),
+        # The noun asked for may follow a word or two that describe it, or a possessive.
+        ("which polling firm did the survey?", "organization"),
+        ("what did the party say?", "other"),
+        ("which judge ruled on the warrants?", "person"),
+        ("which of kim's sons might beijing back?", "person"),
+        ("what is qazi hussain's age?", "number"),
+        ("what were the two plots of land worth?", "number"),
     ],
 )
 def test_question_kinds(question: str, kind: str) -> None:
@@ -43,6 +51,17 @@ def test_asked_terms_are_what_the_question_is_about() -> None:
     assert asked_terms("How many Mexican officials guard the border?") == ("mexican", "offici")
     assert asked_terms("who designed the airfield?") == ("design",)
     assert asked_terms("tell me more") == ()
+
+
+def test_a_title_inside_the_name_counts_as_close_to_it() -> None:
+    question = "who is serbia's foreign minister?"
+    qterms = set(analyse(question, lambda t: 1.0, 1.0).weights)
+    titled = "In contrast, Foreign Minister Vuk Jeremic, driven by self promotion, said no."
+    span, closeness = focus("person", titled, question, qterms)
+    assert titled[span[0] : span[1]] == "Foreign Minister Vuk Jeremic"
+    assert closeness == pytest.approx(4.0, abs=0.05)  # "foreign" and "minist" inside the name
+    _, untitled = focus("person", "Vuk Jeremic said no.", question, qterms)
+    assert untitled < 1.0
 
 
 def _hit(text: str, rank: int, scores: tuple[float, ...]) -> Hit:

@@ -68,29 +68,44 @@ _WH_PHRASE = re.compile(
     _HOW + r"|\b(what|which) (percentage|percent|share|proportion|number|amount|date|day|year|kind|type|sort)\b",
     re.IGNORECASE,
 )
+_NUMBER_NOUNS = (
+    r"percentage|percent|share|proportion|number|amount|price|sum|fraction|rank|age|population|budget|salary"
+    r"|cost|value|size|score|rate|total|toll|turnout"
+)
 _ORGANIZATION_NOUNS = (
     r"party|company|firm|organi[sz]ation|agency|bank|group|paper|newspaper|association|ministry|university"
     r"|committee|body|channel|team|union|council|court|network|institution|office|movement|coalition|service"
 )
 _PLACE_NOUNS = r"city|country|countries|town|province|region|state|place|border crossing|district|village|capital"
+_PERSON_NOUNS = (
+    r"minister|official|ambassador|president|leader|spokes\w*|envoy|diplomat|politician|person|man|woman|son"
+    r"|daughter|brother|sister|wife|husband|king|queen|prince|candidate|general|commander|governor|mayor|judge"
+    r"|senator|secretary|director|chief|head|journalist|activist"
+)
+# Up to two words describing the noun asked for ("which *polling* firm", "what *oil services* company"); an
+# auxiliary or an article starts a clause instead ("what did the party say" asks no organisation).
+_MODIFIERS = (
+    r"(?:(?!(?:is|are|was|were|did|does|do|has|had|have|will|would|can|could|should|the|a|an)\b)[\w'’-]+\s+){0,2}"
+)
+NAMED = ("person", "place", "organization")  # the kinds answered by a name
 
 
 def question_kind(question: str) -> str:
     """number | date | person | place | organization | reason | other: what an answer should contain."""
     q = question.lower()
     if re.search(
-        _HOW + r"|\bwhat (percentage|percent|share|proportion|number|amount|price|sum|fraction)\b"
-        r"|\bhow [a-z]+ (a|an) (stake|share|sum)\b|\bwhat (rank|age)\b",
+        rf"{_HOW}|\bwhat (?:(?:is|was|are|were) (?:the )?(?:(?:[\w-]+ )?[\w-]+['’]s )?)?({_NUMBER_NOUNS})\b"
+        r"|\bhow [a-z]+ (a|an) (stake|share|sum)\b|\bworth\W*$",
         q,
     ):
         return "number"
     if re.search(r"\b(when|what date|which date|on what day|what year|which year|what time|since when)\b", q):
         return "date"
-    if re.search(rf"\b(which|what) ({_ORGANIZATION_NOUNS})\b", q):
+    if re.search(rf"\b(which|what) {_MODIFIERS}({_ORGANIZATION_NOUNS})\b", q):
         return "organization"
-    if re.search(rf"\b(where|which ({_PLACE_NOUNS})|what ({_PLACE_NOUNS}))\b", q):
+    if re.search(rf"\b(where|(which|what) {_MODIFIERS}({_PLACE_NOUNS}))\b", q):
         return "place"
-    if re.search(r"\b(who|whom|whose)\b|\bwhich \w+ (minister|official|ambassador|president|leader|spokes)", q):
+    if re.search(rf"\b(who|whom|whose)\b|\b(which|what) {_MODIFIERS}({_PERSON_NOUNS})s?\b", q):
         return "person"
     if re.search(r"\b(why|what (caused|led to|prompted|made)|for what reason|how come)\b", q):
         return "reason"
@@ -163,7 +178,7 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
             spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
     elif kind == "date":
         spans = [m.span() for m in DATE.finditer(sentence)]
-    elif kind in ("person", "place", "organization"):
+    elif kind in NAMED:
         spans = []
         for m in NAME.finditer(sentence):
             start, name = m.start(), m.group(0)
@@ -213,6 +228,8 @@ def focus(
         after = terms(sentence[b : max(b, end)])[:6]
         before = terms(sentence[start:a])[-4:]
         score = sum(2 / (1 + i) for i, t in enumerate(after) if t in qterms)
+        # A title inside a name ("Foreign Minister Vuk Jeremic") is as close as words can be.
+        score += 2 * len(qterms.intersection(terms(sentence[a:b])))
         score += sum(1 / (1 + i) for i, t in enumerate(reversed(before)) if t in qterms) - 0.001 * a
         if anchor_clause and _clause(sentence, a) == anchor_clause:
             score += 3
@@ -344,7 +361,7 @@ def candidates(q: Question, hits: Sequence[Hit], k: int) -> list[Candidate]:
     kind_flags = (
         float(q.kind == "number"),
         float(q.kind == "date"),
-        float(q.kind in ("person", "place", "organization")),
+        float(q.kind in NAMED),
         float(q.kind == "reason"),
         float(q.kind == "other"),
     )
@@ -395,7 +412,7 @@ def candidates(q: Question, hits: Sequence[Hit], k: int) -> list[Candidate]:
                 float(fits or cause),
                 float(fits and q.kind == "number"),
                 float(fits and q.kind == "date"),
-                float(fits and q.kind in ("person", "place", "organization")),
+                float(fits and q.kind in NAMED),
                 float(cause),
                 min(closeness, 3.0) / 3.0,
                 float(q.speech and bool(_SPEECH_VERBS.search(sentence))),
