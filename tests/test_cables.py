@@ -253,6 +253,24 @@ def test_content_answers_cite_the_cable_paragraph(cable_bot) -> None:
     assert {h.chunk.doc_id for h in only_1972.hits} == {"72TEHRAN1164"}
 
 
+def test_a_question_naming_a_cable_is_answered_from_it_alone(cable_bot) -> None:
+    """Naming a cable by reference ID narrows the search to it, as a filter down to one would: the answer
+    reports the reader's calibration for one document."""
+    import dataclasses
+    import math
+
+    from cablebot.core import Cablebot
+
+    sure = dataclasses.replace(cable_bot.reader, alone=(0.0, 3.0))  # 0.953, whatever the score
+    bot = Cablebot(cable_bot.settings, lambda m: None, sure)
+    question = "In which city did Mexican Navy forces kill Arturo Beltran Leyva"
+    named = bot.ask(f"{question}, according to 09MEXICO3573?")
+    assert {h.chunk.doc_id for h in named.hits} == {"09MEXICO3573"} and "Cuernavaca" in named.text
+    assert named.confidence == pytest.approx(1 / (1 + math.exp(-3.0)))
+    among_all = bot.ask(f"{question}?")
+    assert "Cuernavaca" in among_all.text and among_all.confidence != pytest.approx(named.confidence)
+
+
 def test_paragraph_numbers_without_a_space(tmp_path: Path) -> None:
     """Some cables write "14.(C)": that paragraph keeps its own number instead of running on into the one
     before, so its sentences are cited as ¶14."""

@@ -215,14 +215,19 @@ class Cablebot:
     def index(self):
         return self.retriever.index
 
-    def retrieve(self, question: str, context: str = "", where: Filter | None = None) -> list[Hit]:
-        """The passages an answer to `question` is looked for in (the earlier question adds context)."""
+    def scope(self, question: str, context: str = "", where: Filter | None = None) -> Filter | None:
+        """`where`, narrowed to the cable the question (or the earlier one) names by reference ID, if any."""
         from cablebot.retrieval import Filter
 
-        query = f"{context} {question}".strip()
         named = self.retriever.named_document(question) or self.retriever.named_document(context)
         if named and not (where and where.doc):  # a question naming a cable searches that cable
-            where = dataclasses.replace(where or Filter(), doc=named)
+            return dataclasses.replace(where or Filter(), doc=named)
+        return where
+
+    def retrieve(self, question: str, context: str = "", where: Filter | None = None) -> list[Hit]:
+        """The passages an answer to `question` is looked for in (the earlier question adds context)."""
+        query = f"{context} {question}".strip()
+        where = self.scope(question, context, where)
         return self.retriever.search(query, self.settings.answer_k, where, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
@@ -232,10 +237,13 @@ class Cablebot:
         if matched == 0:  # not an abstention: the filters left nothing to answer from
             return Answer(question, f"No documents match {where}.", True, (), (), filter_matched=0)
         context, previous = conversation.context_for(question) if conversation else ("", None)
+        scope = self.scope(question, context, where)
+        # One document: an index of one, or a filter (or a reference ID in the question) that leaves one.
+        alone = len(self.index.documents) == 1 or bool(scope and self.retriever.matching_documents(scope) == 1)
         s = self.settings
         answer = choose_answer(
             question,
-            self.retrieve(question, context, where),
+            self.retrieve(question, context, scope),
             self.retriever,
             self.index.documents,
             self.reader,
@@ -243,7 +251,7 @@ class Cablebot:
             s.answer_max_chars,
             context,
             previous,
-            alone=len(self.index.documents) == 1 or matched == 1,
+            alone=alone,
         )
         answer = dataclasses.replace(answer, hits=answer.hits[: s.answer_k], filter_matched=matched)
         if conversation is not None:
