@@ -60,7 +60,7 @@ def test_an_index_path_that_is_a_file_says_so(tmp_path: Path) -> None:
     notes.write_text("not an index", encoding="utf-8")
     for args, says in (
         (["ask", "--index", str(notes), QUESTION], "is a file, not an index directory"),
-        (["index", "--index", str(notes), str(tmp_path)], "is not a directory"),
+        (["index", "--index", str(notes), str(tmp_path)], "is a file, not an index directory"),
     ):
         out = run_cli(*args)
         assert out.returncode == 1 and "Traceback" not in out.stderr
@@ -161,7 +161,7 @@ def test_claim_refuses_a_file_in_place_of_a_directory(tmp_path: Path) -> None:
 
     path = tmp_path / "index"
     path.write_text("x", encoding="utf-8")
-    with pytest.raises(CablebotError, match="not a directory"):
+    with pytest.raises(CablebotError, match="is a file, not an index directory"):
         claim(path)
 
 

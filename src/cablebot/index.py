@@ -723,7 +723,7 @@ def claim(directory: Path) -> None:
     if not directory.exists():
         return
     if not directory.is_dir():
-        raise CablebotError(f"{directory} is not a directory")
+        raise CablebotError(f"{directory} is a file, not an index directory")
     if not (directory / MANIFEST).exists() and not (directory / JOURNAL).exists():
         others = _foreign(directory)
         if others:
