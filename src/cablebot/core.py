@@ -226,9 +226,11 @@ class Cablebot:
 
     def retrieve(self, question: str, context: str = "", where: Filter | None = None) -> list[Hit]:
         """The passages an answer to `question` is looked for in (the earlier question adds context)."""
+        return self._search(question, context, self.scope(question, context, where))
+
+    def _search(self, question: str, context: str, scope: Filter | None) -> list[Hit]:
         query = f"{context} {question}".strip()
-        where = self.scope(question, context, where)
-        return self.retriever.search(query, self.settings.answer_k, where, expand=EXPAND)
+        return self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
         """Answer `question` verbatim from the documents `where` allows, or abstain."""
@@ -243,7 +245,7 @@ class Cablebot:
         s = self.settings
         answer = choose_answer(
             question,
-            self.retrieve(question, context, scope),
+            self._search(question, context, scope),
             self.retriever,
             self.index.documents,
             self.reader,

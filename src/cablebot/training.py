@@ -33,7 +33,7 @@ import numpy as np
 from cablebot.answering import Answer, Citation, read
 from cablebot.core import Cablebot, Conversation
 from cablebot.evaluation import Question, holds_answer, load_conversations, right_document
-from cablebot.reading import FEATURES, Reader, best_few
+from cablebot.reading import FEATURES, Candidate, Reader, best_few
 
 FOLDS = 5
 SEED = 13
@@ -67,7 +67,7 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[
             context, previous = conversation.context_for(q.question)
             hits = bot.retrieve(q.question, context)
             _, cands = read(q.question, hits, bot.retriever, bot.settings.answer_k, context, previous)
-            features = np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+            features = _matrix(cands)
             labels = np.array(
                 [q.answerable and holds_answer(c.text, q.answers) and right_document(c.hit.chunk.doc_id, q.doc)
                  for c in cands],
@@ -95,10 +95,15 @@ def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Question]]) ->
             continue
         hits = bot.retrieve(q.question, where=Filter(doc=doc))
         _, cands = read(q.question, hits, bot.retriever, bot.settings.answer_k)
-        features = np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+        features = _matrix(cands)
         labels = np.array([q.answerable and holds_answer(c.text, q.answers) for c in cands], dtype=np.int8)
         examples.append(Example(group, q, features, labels))
     return examples
+
+
+def _matrix(cands: Sequence[Candidate]) -> np.ndarray:
+    """The candidates' features, one row each (no rows, FEATURES columns, when there are none)."""
+    return np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
 
 
 def _gold(q: Question) -> Answer:
