@@ -151,6 +151,16 @@ def test_a_number_joined_to_its_unit_by_a_hyphen_is_a_measure_and_a_code_is_no_n
     assert measures("Between 350-400 shipments cross each day.") == ["350-400"]
 
 
+def test_the_day_of_a_date_is_no_quantity() -> None:
+    from cablebot.reading import candidate_spans
+
+    def amounts(sentence: str) -> list[str]:
+        return [sentence[a:b] for a, b in candidate_spans("number", sentence, "what price did magna pay?")]
+
+    assert amounts("On November 3, GM canceled its sale of Opel to Magna.") == []
+    assert amounts("On 3 November GM sold 3 plants for $500 million.") == ["3", "$500 million"]
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -46,7 +46,7 @@ _NUMBER_WORDS = (
 )
 NUMBER = re.compile(
     # A number may qualify a noun through a hyphen ("a 40-minute meeting"), but is no part of a code ("F-16").
-    r"(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?!\w|-\d)"
+    r"(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d(?:,?\d)*(?:\.\d+)?(?:\s?-\s?\d(?:,?\d)*(?:\.\d+)?)?(?!\w|-\d)"
     r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand))?"
     rf"|\b(?:{_NUMBER_WORDS})\b",
     re.IGNORECASE,
@@ -61,6 +61,8 @@ DATE = re.compile(
     r"|\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b|\b\d{1,2}:\d{2}\b|\b[0-2]\d[0-5]\d\b"
     rf"|\b(?:early|mid|late)[- ](?:{_MONTHS}|(?:19|20)\d{{2}}s?)\b",
 )
+# The day of a date ("November 3", "3 November"): a date, not a quantity.
+_DAY = re.compile(rf"\b{_MONTHS}\.? \d{{1,2}}\b|\b\d{{1,2}} {_MONTHS}\b")
 # A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
 NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
 _HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
@@ -173,7 +175,8 @@ _COMMON_STARTS = frozenset(
 def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, int]]:
     """Spans of `sentence` that could be the answer of this kind and are not already in the question."""
     if kind == "number":
-        spans = [m.span() for m in NUMBER.finditer(sentence)]
+        days = [m.span() for m in _DAY.finditer(sentence)]
+        spans = [(a, b) for a, b in (m.span() for m in NUMBER.finditer(sentence)) if not _within(a, b, days)]
         if re.search(r"\bhow (long|far|high|old|fast|soon)\b", question, re.IGNORECASE):  # a measure: needs a unit
             spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
     elif kind == "date":
@@ -202,6 +205,10 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
         return []
     asked = set(terms(question))
     return [(a, b) for a, b in spans if not set(terms(sentence[a:b])) <= asked]
+
+
+def _within(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
+    return any(x <= a and b <= y for x, y in spans)
 
 
 def _clause(sentence: str, pos: int) -> tuple[int, int]:
