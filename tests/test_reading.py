@@ -161,6 +161,18 @@ def test_the_day_of_a_date_is_no_quantity() -> None:
     assert amounts("On 3 November GM sold 3 plants for $500 million.") == ["3", "$500 million"]
 
 
+def test_a_year_is_no_count_but_a_number_of_things_is() -> None:
+    from cablebot.reading import candidate_spans
+
+    def counts(sentence: str) -> list[str]:
+        return [sentence[a:b] for a, b in candidate_spans("number", sentence, "how many soldiers are there?")]
+
+    assert counts("Eritrean troops attacked the outpost in 1994, at the same time.") == []
+    assert counts("He coached the 1998 World Cup team.") == []
+    assert counts("They sent 2000 troops and 300 tanks.") == ["2000", "300"]
+    assert counts("In 2009 the army had 5 brigades.") == ["5"]
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -63,6 +63,19 @@ DATE = re.compile(
 )
 # The day of a date ("November 3", "3 November"): a date, not a quantity.
 _DAY = re.compile(rf"\b{_MONTHS}\.? \d{{1,2}}\b|\b\d{{1,2}} {_MONTHS}\b")
+# A year: after a preposition or a month ("in 1994", "May 2009"), or not counting the word after it ("the
+# 1998 World Cup", "in 2011."); "2000 troops" counts troops.
+_YEAR = re.compile(
+    rf"(\b(?i:in|since|by|until|during|before|after|from|of|through|{_MONTHS}\.?),?\s+)?"
+    r"\b((?:19|20)\d{2})\b(?!,\d)(?=(\s+[a-z])?)"
+)
+
+
+def _date_parts(sentence: str) -> list[tuple[int, int]]:
+    """Spans of `sentence` that are part of a date, not a quantity."""
+    years = [m.span(2) for m in _YEAR.finditer(sentence) if m.group(1) or not m.group(3)]
+    return [m.span() for m in _DAY.finditer(sentence)] + years
+
 # A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
 NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
 _HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
@@ -175,8 +188,8 @@ _COMMON_STARTS = frozenset(
 def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, int]]:
     """Spans of `sentence` that could be the answer of this kind and are not already in the question."""
     if kind == "number":
-        days = [m.span() for m in _DAY.finditer(sentence)]
-        spans = [(a, b) for a, b in (m.span() for m in NUMBER.finditer(sentence)) if not _within(a, b, days)]
+        dates = _date_parts(sentence)
+        spans = [(a, b) for a, b in (m.span() for m in NUMBER.finditer(sentence)) if not _within(a, b, dates)]
         if re.search(r"\bhow (long|far|high|old|fast|soon)\b", question, re.IGNORECASE):  # a measure: needs a unit
             spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
     elif kind == "date":
