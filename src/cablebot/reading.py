@@ -71,11 +71,6 @@ _YEAR = re.compile(
 )
 
 
-def _date_parts(sentence: str) -> list[tuple[int, int]]:
-    """Spans of `sentence` that are part of a date, not a quantity."""
-    years = [m.span(2) for m in _YEAR.finditer(sentence) if m.group(1) or not m.group(3)]
-    return [m.span() for m in _DAY.finditer(sentence)] + years
-
 # A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
 NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
 _HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
@@ -218,6 +213,12 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
         return []
     asked = set(terms(question))
     return [(a, b) for a, b in spans if not set(terms(sentence[a:b])) <= asked]
+
+
+def _date_parts(sentence: str) -> list[tuple[int, int]]:
+    """Spans of `sentence` that are part of a date, not a quantity."""
+    years = [m.span(2) for m in _YEAR.finditer(sentence) if m.group(1) or not m.group(3)]
+    return [m.span() for m in _DAY.finditer(sentence)] + years
 
 
 def _within(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
