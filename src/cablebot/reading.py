@@ -65,10 +65,9 @@ DATE = re.compile(
 _DAY = re.compile(rf"\b{_MONTHS}\.? \d{{1,2}}\b|\b\d{{1,2}} {_MONTHS}\b")
 # A year: after a preposition or a month ("in 1994", "May 2009"), or not counting the word after it ("the
 # 1998 World Cup", "in 2011."); "2000 troops" counts troops.
-_YEAR = re.compile(
-    rf"(\b(?i:in|since|by|until|during|before|after|from|of|through|{_MONTHS}\.?),?\s+)?"
-    r"\b((?:19|20)\d{2})\b(?!,\d)(?=(\s+[a-z])?)"
-)
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b(?!,\d)")
+_BEFORE_YEAR = re.compile(rf"\b(?i:in|since|by|until|during|before|after|from|of|through|{_MONTHS}\.?),?\s+$")
+_WORD_AFTER = re.compile(r"\s+[a-z]")
 
 
 # A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
@@ -217,7 +216,12 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
 
 def _date_parts(sentence: str) -> list[tuple[int, int]]:
     """Spans of `sentence` that are part of a date, not a quantity."""
-    years = [m.span(2) for m in _YEAR.finditer(sentence) if m.group(1) or not m.group(3)]
+    years = [
+        m.span()
+        for m in _YEAR.finditer(sentence)
+        if _BEFORE_YEAR.search(sentence, max(0, m.start() - 14), m.start())
+        or not _WORD_AFTER.match(sentence, m.end())
+    ]
     return [m.span() for m in _DAY.finditer(sentence)] + years
 
 
