@@ -51,6 +51,9 @@ def test_asked_terms_are_what_the_question_is_about() -> None:
     assert asked_terms("How many Mexican officials guard the border?") == ("mexican", "offici")
     assert asked_terms("who designed the airfield?") == ("design",)
     assert asked_terms("tell me more") == ()
+    # After a possessive the question asks about what is owned, not the owner.
+    assert asked_terms("who is dubai's crown prince?") == ("crown", "princ")
+    assert asked_terms("who is the conservatives’ shadow chancellor?") == ("shadow", "chancellor")
 
 
 def test_a_title_inside_the_name_counts_as_close_to_it() -> None:

@@ -145,6 +145,9 @@ def asked_terms(question: str) -> tuple[str, ...]:
         found = terms(word)
         if not found:
             break  # a function word ends the phrase
+        if re.search(r"['’]s?$", word):
+            out.clear()  # "dubai's crown prince" asks about the prince, not Dubai
+            continue
         out.append(found[0])
         if len(out) == 2:
             break
