@@ -68,8 +68,6 @@ _DAY = re.compile(rf"\b{_MONTHS}\.? \d{{1,2}}\b|\b\d{{1,2}} {_MONTHS}\b")
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b(?!,\d)")
 _BEFORE_YEAR = re.compile(rf"\b(?i:in|since|by|until|during|before|after|from|of|through|{_MONTHS}\.?),?\s+$")
 _WORD_AFTER = re.compile(r"\s+[a-z]")
-
-
 # A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
 NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
 _HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
