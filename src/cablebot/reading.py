@@ -183,8 +183,10 @@ _COMMON_STARTS = frozenset(
 def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, int]]:
     """Spans of `sentence` that could be the answer of this kind and are not already in the question."""
     if kind == "number":
-        dates = _date_parts(sentence)
-        spans = [(a, b) for a, b in (m.span() for m in NUMBER.finditer(sentence)) if not _within(a, b, dates)]
+        spans = [m.span() for m in NUMBER.finditer(sentence)]
+        if spans:  # only a sentence holding numbers needs its dates told apart from them
+            dates = _date_parts(sentence)
+            spans = [(a, b) for a, b in spans if not _within(a, b, dates)]
         if re.search(r"\bhow (long|far|high|old|fast|soon)\b", question, re.IGNORECASE):  # a measure: needs a unit
             spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
     elif kind == "date":
