@@ -108,6 +108,20 @@ def test_a_new_parser_parses_again_and_embeds_only_the_sentences_it_changed(
     assert _locations(index, "10OSLO1") == ["subject", "¶1", "¶2"]
 
 
+def test_new_chunk_settings_embed_only_sentences_not_seen_before(tmp_path: Path, fake_embedder) -> None:
+    docs, index = _corpus(tmp_path), tmp_path / "index"
+    long = "Plums, " + "pears, " * 12 + "and figs are sold in the market."
+    (docs / "a.txt").write_text(f"Apples grow in orchards. {long}", encoding="utf-8")
+    _build(docs, index, fake_embedder)
+    fake_embedder.embedded.clear()
+    again = build_index([docs], fake_embedder, index, 10, 0)  # the long sentence no longer fits one chunk
+    pieces = [c.text for c in Index.load(index).chunks if c.doc_id == "a"]
+    assert pieces[0] == "Apples grow in orchards." and "".join(pieces[1:]).replace(" ", "") == long.replace(" ", "")
+    new = sorted(set(pieces[1:]))  # each distinct piece is new; nothing else is
+    assert (sorted(fake_embedder.embedded), again.embedded) == (new, len(new))
+    assert Index.load(index).manifest["chunker"]["tokens"] == 10
+
+
 def _locations(index: Path, doc_id: str) -> list[str]:
     loaded = Index.load(index)
     return [loaded.chunks[row].location for row in loaded.rows_of(doc_id)]

@@ -603,10 +603,10 @@ def _previous(directory: Path, embedder: Embedder, chunker: dict[str, Any]) -> _
         return None  # nothing usable: parse and embed everything
     m = index.manifest
     # Chunks and vectors do not depend on how terms are made (BM25 is rebuilt on every build): new term
-    # rules re-index the words, not the vectors. A new parser parses every file again, but a sentence
-    # is split and embedded as before, so one it still finds keeps its vector.
-    same_sentences = _without(m.get("chunker"), "terms", "parser") == _without(chunker, "terms", "parser")
-    if m.get("model") != embedder.name or m.get("dimension") != embedder.dim or not same_sentences:
+    # rules re-index the words, not the vectors. A sentence's vector depends on its text and the model
+    # alone, so after a new parser or other chunk settings every file is parsed and chunked again, and
+    # each sentence found before keeps its vector.
+    if m.get("model") != embedder.name or m.get("dimension") != embedder.dim:
         return None
     if _without(m.get("chunker"), "terms") != _without(chunker, "terms"):
         return _Previous(index, {}, same_chunks=False)
