@@ -116,7 +116,8 @@ def test_new_chunk_settings_embed_only_sentences_not_seen_before(tmp_path: Path,
     fake_embedder.embedded.clear()
     again = build_index([docs], fake_embedder, index, 10, 0)  # the long sentence no longer fits one chunk
     pieces = [c.text for c in Index.load(index).chunks if c.doc_id == "a"]
-    assert pieces[0] == "Apples grow in orchards." and "".join(pieces[1:]).replace(" ", "") == long.replace(" ", "")
+    assert pieces[0] == "Apples grow in orchards."
+    assert "".join(pieces[1:]).replace(" ", "") == long.replace(" ", "")  # the long sentence, in pieces
     new = sorted(set(pieces[1:]))  # each distinct piece is new; nothing else is
     assert (sorted(fake_embedder.embedded), again.embedded) == (new, len(new))
     assert Index.load(index).manifest["chunker"]["tokens"] == 10
