@@ -27,8 +27,8 @@ class Settings:
     embedding_backend: str = "onnx"
     embedding_quantize: bool = True
     embedding_batch_size: int = 16
-    chunking_tokens: int = 100
-    chunking_overlap: int = 30
+    chunking_tokens: int = 80
+    chunking_overlap: int = 25
     answer_k: int = 8
     answer_max_chars: int = 400
     discord_token_file: str = ""
