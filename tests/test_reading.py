@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +15,7 @@ from cablebot.reading import (
     _capitals,
     analyse,
     asked_terms,
+    candidate_spans,
     candidates,
     focus,
     load_reader,
@@ -123,31 +125,27 @@ def test_an_excerpt_without_a_word_is_never_an_answer() -> None:
     assert answer.abstained and answer.citations == ()
 
 
-def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
-    from cablebot.reading import candidate_spans
+def _spans(kind: str, question: str) -> Callable[[str], list[str]]:
+    """The texts of the spans of a sentence that could answer `question`, a question of this kind."""
+    return lambda sentence: [sentence[a:b] for a, b in candidate_spans(kind, sentence, question)]
 
-    def places(sentence: str) -> list[str]:
-        return [sentence[a:b] for a, b in candidate_spans("place", sentence, "where did he fly?")]
+
+def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
+    places = _spans("place", "where did he fly?")
 
     assert places("The minister flew to France.") == ["France"]
     assert places("The minister then flew to the U.S.") == ["U.S."]
 
 
 def test_a_capitalised_word_opening_a_sentence_is_no_part_of_a_name() -> None:
-    from cablebot.reading import candidate_spans
-
-    def people(sentence: str) -> list[str]:
-        return [sentence[a:b] for a, b in candidate_spans("person", sentence, "who is the president?")]
+    people = _spans("person", "who is the president?")
 
     assert people("While Mexico needs reform, the bigger issues remain.") == []
     assert people("The Minister Felipe Calderon spoke.") == ["Minister Felipe Calderon"]
 
 
 def test_a_number_joined_to_its_unit_by_a_hyphen_is_a_measure_and_a_code_is_no_number() -> None:
-    from cablebot.reading import candidate_spans
-
-    def measures(sentence: str) -> list[str]:
-        return [sentence[a:b] for a, b in candidate_spans("number", sentence, "how long was the meeting?")]
+    measures = _spans("number", "how long was the meeting?")
 
     assert measures("Gordon's 40-minute meeting with the minister covered Iran.") == ["40"]
     assert measures("They flew F-16 jets for 3 hours.") == ["3"]
@@ -155,20 +153,14 @@ def test_a_number_joined_to_its_unit_by_a_hyphen_is_a_measure_and_a_code_is_no_n
 
 
 def test_the_day_of_a_date_is_no_quantity() -> None:
-    from cablebot.reading import candidate_spans
-
-    def amounts(sentence: str) -> list[str]:
-        return [sentence[a:b] for a, b in candidate_spans("number", sentence, "what price did magna pay?")]
+    amounts = _spans("number", "what price did magna pay?")
 
     assert amounts("On November 3, GM canceled its sale of Opel to Magna.") == []
     assert amounts("On 3 November GM sold 3 plants for $500 million.") == ["3", "$500 million"]
 
 
 def test_a_year_is_no_count_but_a_number_of_things_is() -> None:
-    from cablebot.reading import candidate_spans
-
-    def counts(sentence: str) -> list[str]:
-        return [sentence[a:b] for a, b in candidate_spans("number", sentence, "how many soldiers are there?")]
+    counts = _spans("number", "how many soldiers are there?")
 
     assert counts("Eritrean troops attacked the outpost in 1994, at the same time.") == []
     assert counts("He coached the 1998 World Cup team.") == []
