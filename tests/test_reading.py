@@ -20,6 +20,7 @@ from cablebot.reading import (
     focus,
     load_reader,
     question_kind,
+    spelled_out,
 )
 from cablebot.retrieval import Hit
 
@@ -46,6 +47,38 @@ from cablebot.retrieval import Hit
 )
 def test_question_kinds(question: str, kind: str) -> None:
     assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("what's the population of chiapas?", "what is the population of chiapas?"),
+        ("whos the president?", "who is the president?"),
+        ("Where’s the summit?", "Where is the summit?"),
+        ("why can't mexico police its border?", "why can not mexico police its border?"),
+        ("why didnt they go?", "why did not they go?"),
+        ("why won't serbia agree?", "why will not serbia agree?"),
+        ("who'll replace him?", "who will replace him?"),
+        # A possessive, and words that only look like contractions, stay as typed.
+        ("who is dubai's crown prince?", "who is dubai's crown prince?"),
+        ("whose plan is it?", "whose plan is it?"),
+        ("who is o'neill?", "who is o'neill?"),
+    ],
+)
+def test_contractions_are_spelled_out(typed: str, meant: str) -> None:
+    assert spelled_out(typed) == meant
+
+
+def test_a_contracted_question_is_analysed_as_the_full_one() -> None:
+    for typed, meant in [
+        ("whats the population of chiapas?", "what is the population of chiapas?"),
+        ("why didn't the us help?", "why did not the us help?"),
+    ]:
+        short, full = (analyse(q, lambda t: 1.0, 1.0) for q in (typed, meant))
+        assert (short.kind, short.weights, short.asked) == (full.kind, full.weights, full.asked)
+    assert analyse("whats the population of chiapas?", lambda t: 1.0, 1.0).kind == "number"
+    # An auxiliary after the question word, a modal or a negation too, is not what is asked about.
+    assert asked_terms("why can not mexico police its border?") == ("mexico", "polic")
 
 
 def test_asked_terms_are_what_the_question_is_about() -> None:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cablebot.documents import Document
-from cablebot.reading import Candidate, Question, Reader, analyse, candidates, focus
+from cablebot.reading import Candidate, Question, Reader, analyse, candidates, focus, spelled_out
 from cablebot.retrieval import Hit, Retriever
 
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -168,7 +168,7 @@ def choose_answer(
     feature of its own; `previous` is the answer it got; `alone` says the
     question is answered from one document.
     """
-    fields = metadata_fields(question)
+    fields = metadata_fields(spelled_out(question))
     if fields and hits:
         answer = _metadata_answer(question, fields, hits, documents, previous)
         if answer is not None:
@@ -186,7 +186,7 @@ def choose_answer(
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)
     quote = best.text
     anchor = previous.emphasis if previous and previous.text == quote else None
-    span, _ = focus(q.kind, quote, question, set(q.weights), anchor)
+    span, _ = focus(q.kind, quote, q.text, set(q.weights), anchor)
     text, emphasis = excerpt(quote, span, max_chars)
     if not re.search(r"\w", text):  # an answer quotes at least one word of the source, or it is none
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)

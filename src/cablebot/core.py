@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from cablebot.answering import Answer, choose_answer
 from cablebot.config import Settings
 from cablebot.errors import CablebotError
+from cablebot.reading import spelled_out
 
 if TYPE_CHECKING:
     from cablebot.embedding import Embedder
@@ -229,7 +230,7 @@ class Cablebot:
         return self._search(question, context, self.scope(question, context, where))
 
     def _search(self, question: str, context: str, scope: Filter | None) -> list[Hit]:
-        query = f"{context} {question}".strip()
+        query = spelled_out(f"{context} {question}".strip())
         return self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:

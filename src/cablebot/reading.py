@@ -97,6 +97,28 @@ _MODIFIERS = (
 NAMED = ("person", "place", "organization")  # the kinds answered by a name
 
 
+# Contractions, and the apostrophe-less forms chat types them in, spelled out: "what's the population" asks
+# what the population is, and "didn't" is two function words, not a rare term every passage lacks.
+_NEGATED = r"do|does|did|is|are|was|were|has|have|had|could|would|should|must|need"
+_CONTRACTIONS = (
+    (re.compile(r"\b(what|who|where|when|how|why|which|that|there|it|he|she)['’]s\b", re.I), r"\1 is"),
+    (re.compile(r"\b(what|who|where|when|how)s\b", re.I), r"\1 is"),
+    (re.compile(r"\bcan['’]?t\b|\bcannot\b", re.I), "can not"),
+    (re.compile(r"\bwon['’]?t\b", re.I), "will not"),
+    (re.compile(rf"\b({_NEGATED})n['’]?t\b", re.I), r"\1 not"),
+    (re.compile(r"\bi['’]m\b", re.I), "i am"),
+    (re.compile(r"\b(\w+)['’](ll|re|ve|d)\b", re.I), lambda m: f"{m[1]} {_SPELLED[m[2].lower()]}"),
+)
+_SPELLED = {"ll": "will", "re": "are", "ve": "have", "d": "would"}
+
+
+def spelled_out(question: str) -> str:
+    """`question` with its contractions written in full ("who's" -> "who is", "didnt" -> "did not")."""
+    for pattern, replacement in _CONTRACTIONS:
+        question = pattern.sub(replacement, question)
+    return question
+
+
 def question_kind(question: str) -> str:
     """number | date | person | place | organization | reason | other: what an answer should contain."""
     q = question.lower()
@@ -126,7 +148,8 @@ def question_terms(question: str) -> list[str]:
 
 _ASKED = re.compile(
     r"\b(?:how (?:many|much|long|far|big|large|old|often)|which|what|whose|who|whom|where|when|why)\b"
-    r"(?:\s+(?:is|was|are|were|did|does|do|has|had|have|the|a|an|kind of|type of|sort of|name of|number of))*"
+    r"(?:\s+(?:is|was|are|were|did|does|do|has|had|have|will|would|can|could|should|may|might|must|not|the|a|an"
+    r"|kind of|type of|sort of|name of|number of))*"
     r"\s+(.*)",
     re.IGNORECASE,
 )
@@ -352,6 +375,7 @@ def analyse(
     previous: tuple[str, str] = ("", ""),
 ) -> Question:
     """`context` is the earlier question of a conversation, `previous` its answer (document id, quote)."""
+    question, context = spelled_out(question), spelled_out(context)
     qterms = question_terms(question)
     weights = {t: weight(t) for t in qterms}
     ctx = {t: weight(t) for t in terms(context) if t not in weights}
