@@ -89,10 +89,14 @@ def test_a_name_typed_without_its_accent_finds_the_same_answer(bot) -> None:
     assert (plain.text, plain.confidence) == (accented.text, accented.confidence)
 
 
-def test_a_question_typed_with_contractions_gets_the_same_answer(bot) -> None:
+def test_a_question_typed_as_in_a_chat_gets_the_same_answer(bot) -> None:
     full = bot.ask("what is the most densely trafficked crossing?")
     assert "Ciudad Hidalgo" in full.text and not full.abstained
-    for typed in ("what's the most densely trafficked crossing?", "whats the most densely trafficked crossing?"):
+    for typed in (
+        "what's the most densely trafficked crossing?",
+        "whats the most densely trafficked crossing",
+        "hey, can you tell me what's the most densely trafficked crossing according to the article?",
+    ):
         short = bot.ask(typed)
         assert (short.text, short.confidence) == (full.text, full.confidence)
         assert short.question == typed  # the answer repeats the question as it was typed

@@ -19,8 +19,8 @@ from cablebot.reading import (
     candidates,
     focus,
     load_reader,
+    plain_question,
     question_kind,
-    spelled_out,
 )
 from cablebot.retrieval import Hit
 
@@ -63,10 +63,19 @@ def test_question_kinds(question: str, kind: str) -> None:
         ("who is dubai's crown prince?", "who is dubai's crown prince?"),
         ("whose plan is it?", "whose plan is it?"),
         ("who is o'neill?", "who is o'neill?"),
+        # What chat wraps around a question goes; a question mark is added where it was left out.
+        ("hey, can you tell me who's the president", "who is the president?"),
+        ("do you know when the vote is?", "when the vote is?"),
+        ("I'd like to know who won, thanks!", "who won!"),
+        ("who won according to the cables?", "who won?"),
+        ("in the article, who is quoted?", "who is quoted?"),
+        ("who is in the cables?", "who is in the cables?"),
+        ("what did the minister tell me?", "what did the minister tell me?"),
+        ("thanks!", "thanks!"),
     ],
 )
-def test_contractions_are_spelled_out(typed: str, meant: str) -> None:
-    assert spelled_out(typed) == meant
+def test_a_question_is_read_plain(typed: str, meant: str) -> None:
+    assert plain_question(typed) == meant
 
 
 def test_a_contracted_question_is_analysed_as_the_full_one() -> None:

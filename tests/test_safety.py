@@ -474,6 +474,13 @@ def test_words_match_without_their_accents() -> None:
     assert terms("Øresund, Łódź, Straße, İstanbul") == ["oresund", "lodz", "strass", "istanbul"]
 
 
+def test_the_documents_own_names_are_no_terms_in_either_number() -> None:
+    from cablebot.lexical import terms
+
+    assert terms("what do the cables say about kosovo?") == terms("what does the cable say about kosovo?")
+    assert terms("the articles and documents and reports") == []
+
+
 def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
     elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
     elsewhere.mkdir()

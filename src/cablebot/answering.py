@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cablebot.documents import Document
-from cablebot.reading import Candidate, Question, Reader, analyse, candidates, focus, spelled_out
+from cablebot.reading import Candidate, Question, Reader, analyse, candidates, focus, plain_question
 from cablebot.retrieval import Hit, Retriever
 
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -168,7 +168,7 @@ def choose_answer(
     feature of its own; `previous` is the answer it got; `alone` says the
     question is answered from one document.
     """
-    fields = metadata_fields(spelled_out(question))
+    fields = metadata_fields(plain_question(question))
     if fields and hits:
         answer = _metadata_answer(question, fields, hits, documents, previous)
         if answer is not None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cablebot.answering import Answer, choose_answer
 from cablebot.config import Settings
 from cablebot.errors import CablebotError
-from cablebot.reading import spelled_out
+from cablebot.reading import plain_question
 
 if TYPE_CHECKING:
     from cablebot.embedding import Embedder
@@ -230,7 +230,7 @@ class Cablebot:
         return self._search(question, context, self.scope(question, context, where))
 
     def _search(self, question: str, context: str, scope: Filter | None) -> list[Hit]:
-        query = spelled_out(f"{context} {question}".strip())
+        query = f"{plain_question(context)} {plain_question(question)}".strip()
         return self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:

@@ -112,11 +112,38 @@ _CONTRACTIONS = (
 _SPELLED = {"ll": "will", "re": "are", "ve": "have", "d": "would"}
 
 
-def spelled_out(question: str) -> str:
-    """`question` with its contractions written in full ("who's" -> "who is", "didnt" -> "did not")."""
+# What chat wraps around a question without adding to it: a greeting or a request ("hey, can you tell me who
+# ...", "do you know when ...") before it, thanks or "please" after it. Left in, "please" and "hey" are rare
+# terms that no passage holds, and "tell" makes a question about what someone told.
+_GREETING = r"(?:hey|hi|hello|ok|okay|please)(?:[,!.]+\s*|\s+)"
+_REQUEST = (
+    r"(?:(?:can|could|would|will) you (?:please )?(?:tell|show|give) me|please (?:tell|show|give) me|tell me"
+    r"|(?:do|does) (?:you|anyone|anybody) know|i (?:would|'d|’d|want to|wanna|need to) (?:like to )?know"
+    r"|i wonder|let me know)\b[,:]?\s*"
+)
+# "according to the cables", "in the article,": where to look, which every question of the collection shares
+# ("who is in the cables?" keeps its "in").
+_DOCUMENTS = r"(?:the|these|this|your) (?:cables?|documents?|articles?|texts?|leaks?)\b"
+_SOURCE = rf"(?:according to|based on) {_DOCUMENTS},?\s*|(?:in|from) {_DOCUMENTS},\s*"
+_WRAPPING = (
+    re.compile(rf"^\s*(?:{_GREETING})*(?:{_REQUEST})?(?:{_SOURCE})?", re.I),
+    re.compile(rf",?\s*\b(?:according to|based on) {_DOCUMENTS}(?=\W*$)", re.I),
+    re.compile(r"(?:[,\s]+(?:please|pls|plz|thanks|thank you|thx))+(?=\W*$)", re.I),
+)
+
+
+def plain_question(question: str) -> str:
+    """`question` as the reader reads it: contractions written in full ("who's" -> "who is", "didnt" -> "did
+    not"), the greeting, request or thanks around it dropped, and ending in a question mark."""
     for pattern, replacement in _CONTRACTIONS:
         question = pattern.sub(replacement, question)
-    return question
+    plain = question
+    for pattern in _WRAPPING:
+        plain = pattern.sub("", plain)
+    if not re.search(r"\w", plain):
+        return question  # "thanks!" alone stays as it is
+    # Typed without its question mark, a question is read with one, as the training questions are written.
+    return plain if re.search(r"[?.!]\W*$", plain) else f"{plain.rstrip()}?"
 
 
 def question_kind(question: str) -> str:
@@ -375,7 +402,7 @@ def analyse(
     previous: tuple[str, str] = ("", ""),
 ) -> Question:
     """`context` is the earlier question of a conversation, `previous` its answer (document id, quote)."""
-    question, context = spelled_out(question), spelled_out(context)
+    question, context = plain_question(question), plain_question(context)
     qterms = question_terms(question)
     weights = {t: weight(t) for t in qterms}
     ctx = {t: weight(t) for t in terms(context) if t not in weights}
