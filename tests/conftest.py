@@ -32,6 +32,7 @@ class FakeEmbedder:
 
     def __init__(self) -> None:
         self.embedded: list[str] = []
+        self.calls: list[int] = []  # how many texts each embed_documents call was given
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
@@ -45,6 +46,7 @@ class FakeEmbedder:
 
     def embed_documents(self, texts, batch_size=64, progress=None):
         self.embedded.extend(texts)
+        self.calls.append(len(texts))
         if progress:
             progress(len(texts))
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)

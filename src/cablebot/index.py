@@ -54,7 +54,7 @@ from cablebot.store import (
     write_documents,
     write_records,
 )
-from cablebot.vectors import APPROXIMATE_ABOVE, FaissVectors, MilvusVectors, drop, open_vectors, where_name
+from cablebot.vectors import APPROXIMATE_ABOVE, FaissVectors, MilvusVectors, drop, half, open_vectors, where_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,6 +67,8 @@ MANIFEST = "manifest.json"
 JOURNAL = "building.json"  # the files a build is writing, named before it writes them
 LOCK = "index.lock"  # held by the one build writing into the directory
 REBUILD = "cablebot index"
+EMBED_BLOCK = 8_192  # sentences embedded per call while indexing (rounded to whole batches)
+READ_BLOCK = 50_000  # sentence vectors a rebuild reads from the previous index at a time
 STALE_CHECK = 20_000  # indexes of at most this many documents check their files for changes on load
 CHECK_AT_LOAD = 64 << 20  # files up to this size are hashed on load; larger ones are checked by size (the
 # chunk and document stores also record by record, as they are read)
@@ -426,17 +428,18 @@ def _build(
             sentence_rows.append(row_of.setdefault(chunk.text[a:b], len(row_of)))
         offsets.append(len(sentence_rows))
     texts = list(row_of)
-    matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    old = previous.sentence_vectors() if previous else {}
-    todo = []
-    for row, text in enumerate(texts):
-        if text in old:
-            matrix[row] = old[text]
-        else:
-            todo.append(row)
+    # fp16 as the index keeps them (see `half`): the whole release's ~14 million sentences take 10.5 GiB, not 21.
+    matrix = np.zeros((len(texts), embedder.dim), dtype=np.float16)
+    todo = previous.fill(texts, matrix) if previous else list(range(len(texts)))
     if todo:
         tick = progress(len(todo)) if progress else None
-        matrix[todo] = embedder.embed_documents([texts[i] for i in todo], batch_size, tick)
+        # Longest first, as embed_documents orders a batch's texts: blocks of whole batches embed exactly as one
+        # call would, without a second full matrix of fp32 output.
+        todo.sort(key=lambda row: -len(texts[row]))
+        block = batch_size * max(1, EMBED_BLOCK // batch_size)
+        for start in range(0, len(todo), block):
+            rows = todo[start : start + block]
+            matrix[rows] = half(embedder.embed_documents([texts[r] for r in rows], batch_size, tick))
 
     generation = 1 + max((int(part) for n in ours for part in n.split(".")[1:2] if part.isdigit()), default=0)
     uid = str(recorded.get("uid") or uuid.uuid4().hex[:12])  # names this index's collections on a Milvus server
@@ -576,18 +579,26 @@ class _Previous:
     known: dict[str, Known]
     same_chunks: bool  # else every document is parsed again; only sentence vectors are reused
 
-    def sentence_vectors(self) -> dict[str, Any]:
-        """Each sentence text of the previous index and its vector."""
+    def fill(self, texts: Sequence[str], matrix: np.ndarray) -> list[int]:
+        """Copy the vector of each of `texts` that the previous index holds into its row of `matrix`; the rows
+        left to embed. Vectors are read a block at a time, in the order they are stored: read all at once, the
+        whole release's would take 21 GiB beside the new ones."""
         import numpy as np
 
         idx = self.index
-        matrix = idx.vectors.reconstruct(np.arange(idx.vectors.ntotal))
-        out = {}
+        known: dict[str, int] = {}
         for row, chunk in enumerate(idx.chunks):
             ids = idx.sentences[idx.offsets[row] : idx.offsets[row + 1]]
-            for (a, b), i in zip(sentence_spans(chunk.text), ids, strict=False):
-                out[chunk.text[a:b]] = matrix[i]
-        return out
+            for (a, b), i in zip(sentence_spans(chunk.text), ids.tolist(), strict=False):
+                known[chunk.text[a:b]] = i
+        old = np.array([known.get(text, -1) for text in texts], dtype=np.int64)
+        del known
+        rows = np.flatnonzero(old >= 0)
+        rows = rows[np.argsort(old[rows], kind="stable")]
+        for start in range(0, len(rows), READ_BLOCK):
+            part = rows[start : start + READ_BLOCK]
+            matrix[part] = half(idx.vectors.reconstruct(old[part]))
+        return np.flatnonzero(old < 0).tolist()
 
     def rows_of(self, doc: Document) -> range | None:
         old = self.index.documents.get(doc.id)
