@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cablebot.chunking import sentence_spans
 from cablebot.errors import CablebotError
 from cablebot.index import Index, IndexMissing, build_index
 
@@ -126,12 +125,8 @@ def test_new_chunk_settings_embed_only_sentences_not_seen_before(tmp_path: Path,
 
 def _vectors_by_sentence(index: Path) -> dict[str, bytes]:
     loaded = Index.load(index)
-    out = {}
-    for row, chunk in enumerate(loaded.chunks):
-        ids = loaded.sentences[loaded.offsets[row] : loaded.offsets[row + 1]]
-        for (a, b), i in zip(sentence_spans(chunk.text), ids, strict=True):
-            out[chunk.text[a:b]] = loaded.vectors.reconstruct(np.array([i]))[0].tobytes()
-    return out
+    ids = loaded.sentence_ids()
+    return {text: loaded.vectors.reconstruct(np.array([i]))[0].tobytes() for text, i in ids.items()}
 
 
 def test_sentences_are_embedded_and_reused_a_block_at_a_time_with_the_vectors_of_one_pass(

@@ -268,6 +268,15 @@ class Index:
         row = self.documents.row(doc_id)
         return range(0) if row is None else self.documents.chunk_rows(row)
 
+    def sentence_ids(self) -> dict[str, int]:
+        """Each distinct sentence text of the index and the row of its vector."""
+        out: dict[str, int] = {}
+        for row, chunk in enumerate(self.chunks):
+            ids = self.sentences[self.offsets[row] : self.offsets[row + 1]]
+            for (a, b), i in zip(sentence_spans(chunk.text), ids.tolist(), strict=False):
+                out[chunk.text[a:b]] = i
+        return out
+
     def sentence_scores(self, query: np.ndarray, rows: Sequence[int]) -> list[np.ndarray]:
         """Cosine similarity of `query` to each sentence of each chunk in `rows`, in reading order."""
         import numpy as np
@@ -585,19 +594,14 @@ class _Previous:
         whole release's would take 21 GiB beside the new ones."""
         import numpy as np
 
-        idx = self.index
-        known: dict[str, int] = {}
-        for row, chunk in enumerate(idx.chunks):
-            ids = idx.sentences[idx.offsets[row] : idx.offsets[row + 1]]
-            for (a, b), i in zip(sentence_spans(chunk.text), ids.tolist(), strict=False):
-                known[chunk.text[a:b]] = i
+        known = self.index.sentence_ids()
         old = np.array([known.get(text, -1) for text in texts], dtype=np.int64)
-        del known
+        del known  # the largest thing a rebuild holds besides the matrix
         rows = np.flatnonzero(old >= 0)
         rows = rows[np.argsort(old[rows], kind="stable")]
         for start in range(0, len(rows), READ_BLOCK):
             part = rows[start : start + READ_BLOCK]
-            matrix[part] = half(idx.vectors.reconstruct(old[part]))
+            matrix[part] = half(self.index.vectors.reconstruct(old[part]))
         return np.flatnonzero(old < 0).tolist()
 
     def rows_of(self, doc: Document) -> range | None:

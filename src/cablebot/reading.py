@@ -100,6 +100,7 @@ NAMED = ("person", "place", "organization")  # the kinds answered by a name
 # Contractions, and the apostrophe-less forms chat types them in, spelled out: "what's the population" asks
 # what the population is, and "didn't" is two function words, not a rare term every passage lacks.
 _NEGATED = r"do|does|did|is|are|was|were|has|have|had|could|would|should|must|need"
+_SPELLED = {"ll": "will", "re": "are", "ve": "have", "d": "would"}
 _CONTRACTIONS = (
     (re.compile(r"\b(what|who|where|when|how|why|which|that|there|it|he|she)['’]s\b", re.I), r"\1 is"),
     (re.compile(r"\b(what|who|where|when|how)s\b", re.I), r"\1 is"),
@@ -109,7 +110,6 @@ _CONTRACTIONS = (
     (re.compile(r"\bi['’]m\b", re.I), "i am"),
     (re.compile(r"\b(\w+)['’](ll|re|ve|d)\b", re.I), lambda m: f"{m[1]} {_SPELLED[m[2].lower()]}"),
 )
-_SPELLED = {"ll": "will", "re": "are", "ve": "have", "d": "would"}
 
 
 # What chat wraps around a question without adding to it: a greeting or a request ("hey, can you tell me who
