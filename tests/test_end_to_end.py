@@ -73,7 +73,7 @@ def test_unrelated_question_abstains_and_shows_closest_passages(bot) -> None:
 
 def test_who_wrote_the_article_is_answered_from_its_byline(bot) -> None:
     """A question about the document, not its text: the article's front matter names the author."""
-    for question in ("who wrote this?", "Who is the author of the article?"):
+    for question in ("who wrote this?", "Who is the author of the article?", "the author of the article?"):
         answer = bot.ask(question)
         assert answer.text == "Author: Michael Busch (Focal Points, Foreign Policy In Focus)"
         assert answer.metadata == {"author": "Michael Busch (Focal Points, Foreign Policy In Focus)"}
@@ -96,10 +96,22 @@ def test_a_question_typed_as_in_a_chat_gets_the_same_answer(bot) -> None:
         "what's the most densely trafficked crossing?",
         "whats the most densely trafficked crossing",
         "hey, can you tell me what's the most densely trafficked crossing according to the article?",
+        "the most densely trafficked crossing?",
     ):
         short = bot.ask(typed)
         assert (short.text, short.confidence) == (full.text, full.confidence)
         assert short.question == typed  # the answer repeats the question as it was typed
+
+
+def test_a_question_with_typos_is_read_as_the_one_meant(bot) -> None:
+    """Typos are respelt as the article's words; words the encoder knows as English stay as typed."""
+    assert "president" in bot.embedder.words and "presiednt" not in bot.embedder.words
+    full = bot.ask("which crossing is the most densely trafficked?")
+    typed = bot.ask("whcih crossing is the most densly traficked?")
+    assert "Ciudad Hidalgo" in full.text and (typed.text, typed.confidence) == (full.text, full.confidence)
+    assert typed.question == "whcih crossing is the most densly traficked?"
+    design = bot.ask("How many Mexican oficials guard the southren border?")
+    assert "**125**" in design.markdown and design.citations[0].location == "¶9"
 
 
 def test_follow_up_keeps_the_conversation_context(bot) -> None:

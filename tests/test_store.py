@@ -12,7 +12,7 @@ import cablebot.index
 from cablebot.documents import Document
 from cablebot.errors import CablebotError
 from cablebot.index import Index, build_index
-from cablebot.lexical import Lexical
+from cablebot.lexical import WORDS, Lexical, terms
 from cablebot.retrieval import Filter
 from cablebot.store import DamagedFile, DocumentStore, Records, write_documents, write_records
 
@@ -109,7 +109,7 @@ def test_the_document_store_finds_ids_and_chunk_rows_without_reading_every_recor
 
 def test_bm25_in_tantivy_is_the_textbook_formula_and_filters_inside_the_search(tmp_path: Path) -> None:
     rows = [(0, ["border", "guard"]), (0, ["border"] * 3 + ["river"]), (1, ["guard", "river"]), (2, ["coffee"])]
-    Lexical.build(tmp_path / "lex", rows)
+    Lexical.build(tmp_path / "lex", [(doc, " ".join(words)) for doc, words in rows])
     lexical = Lexical(tmp_path / "lex")
     n, avg = 4, sum(len(t) for _, t in rows) / 4
 
@@ -137,4 +137,31 @@ def test_bm25_in_tantivy_is_the_textbook_formula_and_filters_inside_the_search(t
     assert [r for r, _ in lexical.top(["border", "guard"], 1, mask=mask)] == [r for r, _ in expected if mask[r]][
         :1
     ]
-    assert lexical.top(["coffee"], 5, documents=np.array([0, 1])) == []
+    assert lexical.top(terms("coffee"), 5, documents=np.array([0, 1])) == []
+    assert [r for r, _ in lexical.top(terms("coffee"), 5)] == [3]  # the texts are indexed as their terms
+
+
+def test_a_typo_is_respelt_as_the_nearest_word_the_collection_uses_most(tmp_path: Path) -> None:
+    texts = [
+        "The president met the presidents of Guatemala and Belize.",
+        "The president visited Tapachula; the resident stayed.",
+        "Presidium members and the resident doctor met in Tapachula.",
+        "A word misspelt once in the documents: Tapachala.",
+    ]
+    Lexical.build(tmp_path / "lex", [(0, t) for t in texts])
+    lexical = Lexical(tmp_path / "lex")
+    listed = dict(line.split() for line in (tmp_path / "lex" / WORDS).read_text().splitlines())
+    assert (listed["president"], listed["tapachula"], listed["tapachala"], listed["the"]) == ("2", "2", "1", "6")
+    assert lexical.knows("presidential") is False and lexical.knows("presidents") and lexical.knows("the")
+    assert lexical.nearest("presiednt") == "president"  # a transposition is one edit
+    assert lexical.nearest("tapachila") == "tapachula"  # of two words one edit away, the commoner
+    assert lexical.nearest("resdent") == "resident" and lexical.nearest("xyzzy") is None
+
+    def english() -> frozenset[str]:
+        return frozenset({"resistant", "visit"})
+
+    typed = "Did the presiednt visits Tapahcula, a resistant docter, or Belise?"
+    # A word the English list holds (or its inflection) stays.
+    assert lexical.respelt(typed, english) == "Did the president visits tapachula, a resistant doctor, or belize?"
+    assert lexical.respelt("the dentist", english) == "the dentist"  # no collection word is near
+    assert lexical.respelt(typed, frozenset) == typed  # without English words a rare word may be right

@@ -14,7 +14,16 @@ import re
 from dataclasses import dataclass
 
 from cablebot.documents import Document
-from cablebot.reading import Candidate, Question, Reader, analyse, candidates, focus, plain_question
+from cablebot.reading import (
+    Candidate,
+    Question,
+    Reader,
+    analyse,
+    candidates,
+    focus,
+    plain_question,
+    spelled_out,
+)
 from cablebot.retrieval import Hit, Retriever
 
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -90,7 +99,7 @@ _METADATA = {
     "released": re.compile(r"\bwhen\b.*\b(released|published|leaked)\b", re.IGNORECASE),
     # An article's byline (front matter or page metadata); "who wrote it" asks a cable for its origin.
     "author": re.compile(
-        r"\bwho (wrote|authored)\b|\bwho(?: is|'s|’s) (the |its )?(author|writer)\b"
+        r"\bwho (wrote|authored)\b|\b(?:who|what)(?: is|'s|’s) (the |its )?(author|writer)\b"
         r"|\bname of the (author|writer)\b",
         re.IGNORECASE,
     ),
@@ -135,6 +144,12 @@ def _metadata_answer(
     )
 
 
+def meant(question: str, retriever: Retriever) -> str:
+    """The question as it is searched and read: its typos respelt as the words of the collection ("whcih
+    presiednt" -> "which president"; after "didnt" is spelled out), then read plain (`plain_question`)."""
+    return plain_question(retriever.respelt(spelled_out(question)))
+
+
 def read(
     question: str,
     hits: list[Hit],
@@ -146,7 +161,9 @@ def read(
     """The question analysed, and every sentence of `hits` as a candidate with its features: what the
     reader scores when answering, and what `cablebot train` learns from."""
     earlier = (previous.citations[0].source, previous.text) if previous and previous.citations else ("", "")
-    q = analyse(question, retriever.term_weight, retriever.max_weight, context, earlier)
+    q = analyse(
+        meant(question, retriever), retriever.term_weight, retriever.max_weight, meant(context, retriever), earlier
+    )
     return q, candidates(q, hits, k)
 
 
@@ -168,7 +185,7 @@ def choose_answer(
     feature of its own; `previous` is the answer it got; `alone` says the
     question is answered from one document.
     """
-    fields = metadata_fields(plain_question(question))
+    fields = metadata_fields(meant(question, retriever))
     if fields and hits:
         answer = _metadata_answer(question, fields, hits, documents, previous)
         if answer is not None:

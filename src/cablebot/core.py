@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cablebot.answering import Answer, choose_answer
+from cablebot.answering import Answer, choose_answer, meant
 from cablebot.config import Settings
 from cablebot.errors import CablebotError
-from cablebot.reading import plain_question
 
 if TYPE_CHECKING:
     from cablebot.embedding import Embedder
@@ -230,7 +229,7 @@ class Cablebot:
         return self._search(question, context, self.scope(question, context, where))
 
     def _search(self, question: str, context: str, scope: Filter | None) -> list[Hit]:
-        query = f"{plain_question(context)} {plain_question(question)}".strip()
+        query = f"{meant(context, self.retriever)} {meant(question, self.retriever)}".strip()
         return self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:

@@ -23,7 +23,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,16 @@ class Embedder:
     name: str  # the model, as recorded in the index manifest
     dim: int
     backend: str
+    path: Path | None = None  # the model's directory
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """The whole words of the encoder's WordPiece vocabulary (vocab.txt): the English words, and the
+        commonest names, it was trained on; none for an encoder without one."""
+        file = self.path / "vocab.txt" if self.path else None
+        if not (file and file.is_file()):
+            return frozenset()
+        return frozenset(w.lower() for w in file.read_text(encoding="utf-8").split() if w.isalpha())
 
     def __init__(self) -> None:
         self.embed_query = lru_cache(maxsize=256)(self._embed_query)
@@ -180,7 +190,7 @@ class OnnxEmbedder(Embedder):
     def __init__(self, model: str = BUNDLED_MODEL, quantized: bool = False) -> None:
         super().__init__()
         self.name = f"{model}@int8" if quantized else model
-        path = model_path(model)
+        self.path = path = model_path(model)
         onnx_file = onnx_path(model)
         if not onnx_file.is_file():
             print(f"cablebot: exporting {model} to ONNX (once) in {onnx_file.parent}…", file=sys.stderr)

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from cablebot.chunking import CHUNKER_VERSION, Chunk, chunk_document, sentence_spans
 from cablebot.documents import MAX_BYTES, PARSER_VERSION, Document, Known, load_documents
 from cablebot.errors import CablebotError
-from cablebot.lexical import TERMS, Lexical, terms
+from cablebot.lexical import TERMS, Lexical
 from cablebot.store import (
     DamagedFile,
     DocumentStore,
@@ -520,7 +520,7 @@ def write_generation(
             [counts.get(d.id, 0) for d in documents],
         )
         doc_row = {d.id: row for row, d in enumerate(documents)}
-        Lexical.build(directory / files["lexical"], ((doc_row[c.doc_id], terms(c.text)) for c in chunks))
+        Lexical.build(directory / files["lexical"], ((doc_row[c.doc_id], c.text) for c in chunks))
         manifest = {
             "format": FORMAT_VERSION,
             "generation": generation,

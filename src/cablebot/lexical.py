@@ -1,4 +1,5 @@
-"""Lexical matching: terms (Snowball stems), and BM25 over the chunks (tantivy).
+"""Lexical matching: terms (Snowball stems), BM25 over the chunks (tantivy), and the collection's words, as
+which a question's typos are respelt (rapidfuzz edit distances).
 
 Dense search misses exact names, numbers and reference IDs; BM25 finds them.
 """
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from functools import cache, lru_cache
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,9 +72,29 @@ def unaccented(text: str) -> str:
 
 # How text becomes terms, recorded in the manifest: BM25 terms made another way do not match.
 TERMS = (
-    "7: Snowball English stems; 30,000 is the one term 30000; a hyphenated word also its parts (not vice-, ex-);"
-    " accents folded; the documents' own names (cables, articles, ...) no terms; tantivy BM25"
+    "8: Snowball English stems; 30,000 is the one term 30000; a hyphenated word also its parts (not vice-, ex-);"
+    " accents folded; the documents' own names (cables, articles, ...) no terms; tantivy BM25; the words of the"
+    " collection, for respelling typos"
 )
+WORDS = "words.txt"  # in the lexical directory: each word the collection uses, and how often
+_WORD = re.compile(r"[^\W\d_]+")
+_INFLECTIONS = ("s", "es", "ed", "ing", "ly")
+SHORTEST_RESPELT = 4  # shorter words are too often another word one letter away ("form", "from")
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` (letters only), lower-cased and unaccented, as the collection's word list holds them."""
+    text = text.lower()
+    if not text.isascii():
+        text = unaccented(text.translate(_LETTERS))
+    return _WORD.findall(text)
+
+
+def is_word(word: str, vocabulary: frozenset[str]) -> bool:
+    """Is `word` in `vocabulary`, or a regular inflection of a word in it ("overdoses", "rumoring")?"""
+    return word in vocabulary or any(
+        word.endswith(ending) and word[: -len(ending)] in vocabulary for ending in _INFLECTIONS
+    )
 
 
 @cache
@@ -109,10 +131,12 @@ class Lexical:
         except Exception as e:  # tantivy reports a missing or damaged file as ValueError or OSError
             raise DamagedFile(path, str(e).splitlines()[0] if str(e) else e) from e
         self.n_rows = self._searcher.num_docs
+        self._nearest: dict[str, str | None] = {}  # a question is read more than once
 
     @staticmethod
-    def build(path: Path, rows: Iterable[tuple[int, Sequence[str]]]) -> None:
-        """Index `rows`, each (document row, the chunk's terms), chunk rows numbered from 0 in order."""
+    def build(path: Path, rows: Iterable[tuple[int, str]]) -> None:
+        """Index `rows`, each (document row, the chunk's text), chunk rows numbered from 0 in order; and list
+        the collection's words."""
         import tantivy
 
         schema = tantivy.SchemaBuilder()
@@ -122,13 +146,71 @@ class Lexical:
         path.mkdir()
         index = tantivy.Index(schema.build(), str(path))
         writer = index.writer(256_000_000, 1)  # one thread: chunk rows stay in order, memory stays bounded
-        for row, (doc, words) in enumerate(rows):
-            writer.add_document(tantivy.Document(terms=" ".join(words), chunk=row, doc=doc))
+        counts: Counter[str] = Counter()
+        for row, (doc, text) in enumerate(rows):
+            writer.add_document(tantivy.Document(terms=" ".join(terms(text)), chunk=row, doc=doc))
+            counts.update(words(text))
         writer.commit()
         writer.wait_merging_threads()
+        listed = sorted((len(w), w, n) for w, n in counts.items())
+        (path / WORDS).write_text("".join(f"{w} {n}\n" for _, w, n in listed), encoding="utf-8")
 
     def doc_freq(self, term: str) -> int:
         return self._searcher.doc_freq("terms", term)
+
+    def knows(self, word: str) -> bool:
+        """Does the collection hold `word`, in any of its forms (the same stem)? A stop word always counts."""
+        return all(self.doc_freq(t) for t in terms(word))
+
+    @cached_property
+    def _by_length(self) -> dict[int, tuple[list[str], list[int]]]:
+        """The collection's words and their counts, by length: read on the first typo, not on every load."""
+        out: dict[int, tuple[list[str], list[int]]] = {}
+        file = self.path / WORDS
+        for line in file.read_text(encoding="utf-8").splitlines() if file.is_file() else ():
+            word, count = line.split(" ")
+            listed, counts = out.setdefault(len(word), ([], []))
+            listed.append(word)
+            counts.append(int(count))
+        return out
+
+    def nearest(self, word: str) -> str | None:
+        """The collection's word closest to `word` (one edit away, or two for a word of 8 letters or more; a
+        transposition is one edit), the most frequent of equally close ones; None if there is none."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        most = 1 if len(word) < 8 else 2
+        best: tuple[int, int, str] | None = None
+        for length in range(len(word) - most, len(word) + most + 1):
+            listed, counts = self._by_length.get(length, ([], []))
+            for found, distance, i in process.extract(
+                word, listed, scorer=OSA.distance, score_cutoff=most, limit=None
+            ):
+                if best is None or (distance, -counts[i]) < best[:2]:
+                    best = (distance, -counts[i], found)
+        return best[2] if best else None
+
+    def respelt(self, text: str, english: Callable[[], frozenset[str]]) -> str:
+        """`text` with each word that neither the collection nor the English words know (a typo: "presiednt",
+        "kouchnar") replaced by the collection's nearest word. `english()` is asked only when the collection
+        lacks a word; when it has no words, nothing is respelt: a word the collection lacks may be right."""
+
+        def respell(m: re.Match[str]) -> str:
+            typed = m.group()
+            word = "".join(words(typed))
+            if len(word) < SHORTEST_RESPELT or self.knows(word):
+                return typed
+            vocabulary = english()
+            if not vocabulary or is_word(word, vocabulary):
+                return typed
+            if word not in self._nearest:
+                if len(self._nearest) >= 10_000:
+                    self._nearest.clear()
+                self._nearest[word] = self.nearest(word)
+            return self._nearest[word] or typed
+
+        return _WORD.sub(respell, text)
 
     def top(
         self,

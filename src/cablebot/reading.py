@@ -87,7 +87,9 @@ _PLACE_NOUNS = r"city|country|countries|town|province|region|state|place|border 
 _PERSON_NOUNS = (
     r"minister|official|ambassador|president|leader|spokes\w*|envoy|diplomat|politician|person|man|woman|son"
     r"|daughter|brother|sister|wife|husband|king|queen|prince|candidate|general|commander|governor|mayor|judge"
-    r"|senator|secretary|director|chief|head|journalist|activist"
+    r"|senator|secretary|director|chief|head|journalist|activist|author|writer|reporter|editor|ceo|chairman"
+    r"|founder|owner|advis[eo]r|deputy|representative|negotiator|lawyer|prosecutor|officer|chancellor|premier"
+    r"|attach[eé]|consul|speaker|emir|sheikh|cleric|imam|bishop|coordinator"
 )
 # Up to two words describing the noun asked for ("which *polling* firm", "what *oil services* company"); an
 # auxiliary or an article starts a clause instead ("what did the party say" asks no organisation).
@@ -132,18 +134,49 @@ _WRAPPING = (
 )
 
 
-def plain_question(question: str) -> str:
-    """`question` as the reader reads it: contractions written in full ("who's" -> "who is", "didnt" -> "did
-    not"), the greeting, request or thanks around it dropped, and ending in a question mark."""
+# A question of a noun phrase alone ("lebanon's foreign minister?", "population of chiapas?") asks what it
+# names. One that starts with a verb, a pronoun or a linking word asks something else (a yes/no question, a
+# command, a follow-up: "did they meet?", "list the ministers", "and his sister?").
+_QUESTION_WORD = re.compile(r"\b(?:what|which|who|whom|whose|where|when|why|how)\b", re.I)
+_NOT_A_NOUN_PHRASE = re.compile(
+    r"^\W*(?:is|are|was|were|am|be|do|does|did|has|have|had|can|could|will|would|shall|should|may|might|must"
+    r"|i|you|we|they|he|she|it|there|that|this|and|or|but|so|also|then|in|on|at|for|from|about|with|by|to|of"
+    r"|if|not|no|yes|list|name|give|show|tell|explain|describe|summari[sz]e|find|compare|any|anything|more"
+    r"|thanks|thank)\b",
+    re.I,
+)
+
+
+def spelled_out(question: str) -> str:
+    """`question` with its contractions written in full ("who's" -> "who is", "didnt" -> "did not")."""
     for pattern, replacement in _CONTRACTIONS:
         question = pattern.sub(replacement, question)
+    return question
+
+
+def plain_question(question: str) -> str:
+    """`question` as the reader reads it: spelled out, the greeting, request or thanks around it dropped, a
+    noun phrase read as "what is" it, and ending in a question mark."""
+    question = spelled_out(question)
     plain = question
     for pattern in _WRAPPING:
         plain = pattern.sub("", plain)
     if not re.search(r"\w", plain):
         return question  # "thanks!" alone stays as it is
+    if not _QUESTION_WORD.search(plain) and not _NOT_A_NOUN_PHRASE.search(plain):
+        plain = f"what is {plain.strip()}"
     # Typed without its question mark, a question is read with one, as the training questions are written.
     return plain if re.search(r"[?.!]\W*$", plain) else f"{plain.rstrip()}?"
+
+
+def _named(nouns: str) -> str:
+    """Questions asking for one of `nouns`: "which (polling) firm ...", or "what is the (foreign) minister"
+    where the noun ends the phrase ("what is the minister's view" asks for a view)."""
+    return (
+        rf"\b(?:which|what) {_MODIFIERS}(?:{nouns})s?\b(?![-'’])"
+        rf"|\bwhat (?:is|are|was|were) (?:the |a |an )?{_MODIFIERS}(?:{nouns})s?\b(?![-'’])"
+        r"(?=\W*$|\s+(?:of|in|at|for|to|from|on|with|who|that)\b)"
+    )
 
 
 def question_kind(question: str) -> str:
@@ -157,11 +190,11 @@ def question_kind(question: str) -> str:
         return "number"
     if re.search(r"\b(when|what date|which date|on what day|what year|which year|what time|since when)\b", q):
         return "date"
-    if re.search(rf"\b(which|what) {_MODIFIERS}({_ORGANIZATION_NOUNS})\b", q):
+    if re.search(_named(_ORGANIZATION_NOUNS), q):
         return "organization"
-    if re.search(rf"\b(where|(which|what) {_MODIFIERS}({_PLACE_NOUNS}))\b", q):
+    if re.search(rf"\bwhere\b|{_named(_PLACE_NOUNS)}", q):
         return "place"
-    if re.search(rf"\b(who|whom|whose)\b|\b(which|what) {_MODIFIERS}({_PERSON_NOUNS})s?\b", q):
+    if re.search(rf"\b(?:who|whom|whose)\b|{_named(_PERSON_NOUNS)}", q):
         return "person"
     if re.search(r"\b(why|what (caused|led to|prompted|made)|for what reason|how come)\b", q):
         return "reason"

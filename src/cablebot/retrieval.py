@@ -132,6 +132,11 @@ class Retriever:
         df = self.index.lexical.doc_freq(term)
         return math.log(1 + len(self.index.chunks) / df) if df else self.max_weight
 
+    def respelt(self, text: str) -> str:
+        """`text` with its typos respelt as the collection's words (see `Lexical.respelt`); a word the
+        encoder's vocabulary holds is English, not a typo."""
+        return self.index.lexical.respelt(text, lambda: self.embedder.words)
+
     def named_document(self, question: str) -> str | None:
         """The indexed cable a question names by reference ID ("When was 09MEXICO3061 written?")."""
         for match in REFERENCE_ID.findall(question.upper()):
