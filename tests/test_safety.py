@@ -481,6 +481,16 @@ def test_the_documents_own_names_are_no_terms_in_either_number() -> None:
     assert terms("the articles and documents and reports") == []
 
 
+def test_british_and_american_spellings_are_the_same_terms() -> None:
+    from cablebot.lexical import terms
+
+    british = "the defence programme of the organisation's centre, analysed in the dialogue; labour's favourite"
+    american = "the defense program of the organization's center, analyzed in the dialog; labor's favorite"
+    assert terms(british) == terms(american)
+    # Short words that only look British stay apart: "four" is no "for", "hour" no "hor".
+    assert terms("four hours of tours") == ["four", "hour", "tour"]
+
+
 def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
     elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
     elsewhere.mkdir()

@@ -160,7 +160,7 @@ def test_a_typo_is_respelt_as_the_nearest_word_the_collection_uses_most(tmp_path
     def english() -> frozenset[str]:
         return frozenset({"resistant", "visit"})
 
-    typed = "Did the presiednt visits Tapahcula, a resistant docter, or Belise?"
+    typed = "Did the presiednt visits Tapahcula, a resistant docter, or Bleize?"
     # A word the English list holds (or its inflection) stays.
     assert lexical.respelt(typed, english) == "Did the president visits tapachula, a resistant doctor, or belize?"
     assert lexical.respelt("the dentist", english) == "the dentist"  # no collection word is near
