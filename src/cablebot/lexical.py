@@ -111,6 +111,7 @@ _BRITISH = (
 )
 
 
+@lru_cache(maxsize=200_000)
 def american(word: str) -> str:
     """`word` (lower case) in American spelling: "defence" -> "defense", "organisation" -> "organization"."""
     for pattern, replacement in _BRITISH:
