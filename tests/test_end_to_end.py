@@ -110,7 +110,7 @@ def test_a_question_with_typos_is_read_as_the_one_meant(bot) -> None:
     typed = bot.ask("whcih crossing is the most densly traficked?")
     assert "Ciudad Hidalgo" in full.text and (typed.text, typed.confidence) == (full.text, full.confidence)
     assert typed.question == "whcih crossing is the most densly traficked?"
-    design = bot.ask("How many Mexican oficials guard the southren border?")
+    design = bot.ask("Hwo many Mexican oficials guard the southren border?")
     assert "**125**" in design.markdown and design.citations[0].location == "¶9"
 
 

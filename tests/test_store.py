@@ -12,7 +12,7 @@ import cablebot.index
 from cablebot.documents import Document
 from cablebot.errors import CablebotError
 from cablebot.index import Index, build_index
-from cablebot.lexical import WORDS, Lexical, terms
+from cablebot.lexical import WORDS, Lexical, question_word, terms
 from cablebot.retrieval import Filter
 from cablebot.store import DamagedFile, DocumentStore, Records, write_documents, write_records
 
@@ -165,3 +165,18 @@ def test_a_typo_is_respelt_as_the_nearest_word_the_collection_uses_most(tmp_path
     assert lexical.respelt(typed, english) == "Did the president visits tapachula, a resistant doctor, or belize?"
     assert lexical.respelt("the dentist", english) == "the dentist"  # no collection word is near
     assert lexical.respelt(typed, frozenset) == typed  # without English words a rare word may be right
+    # A mistyped first word is the question word it is one edit from, when only one fits.
+    assert lexical.respelt("hwo many presiednts?", english) == "how many presidents?"
+    assert lexical.respelt("waht did the presidnt say?", english) == "what did the president say?"
+    assert lexical.respelt("hwo is the president?", english) == "hwo is the president?"  # how or who
+    assert lexical.respelt("the president waht?", english) == "the president waht?"  # only the first word
+
+
+@pytest.mark.parametrize(
+    ("typed", "rest", "meant"),
+    [("woh", " is it?", "who"), ("whta", " is it?", "what"), ("wehn", " did", "when"), ("ohw", " many", "how"),
+     ("hwo", " long", "how"), ("wha", " is", "what"), ("whcih", " city", "which"), ("wyh", " not", "why"),
+     ("hwo", " is", None), ("wh", " is", None), ("xyz", " is", None)],
+)  # fmt: skip
+def test_a_mistyped_question_word(typed: str, rest: str, meant: str | None) -> None:
+    assert question_word(typed, rest) == meant

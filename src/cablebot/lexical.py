@@ -111,6 +111,25 @@ _BRITISH = (
 )
 
 
+QUESTION_WORDS = ("what", "which", "who", "whom", "whose", "where", "when", "why", "how")
+_HOW_WORDS = frozenset("many much long far big large old often high soon".split())
+
+
+def question_word(typed: str, rest: str) -> str | None:
+    """The question word a mistyped first word stands for: the one within an edit of it ("waht", "wehn"); of
+    several, "how" before "many", "much", ... ("hwo many"), else the one it begins ("wha": what, not who or
+    why); None while several remain ("hwo is": how or who)."""
+    from rapidfuzz.distance import OSA
+
+    near = [w for w in QUESTION_WORDS if OSA.distance(typed, w) <= 1]
+    if len(near) > 1:
+        following = _WORD.search(rest.lower())
+        if "how" in near and following and following.group() in _HOW_WORDS:
+            return "how"
+        near = [w for w in near if w.startswith(typed)] or near
+    return near[0] if len(near) == 1 else None
+
+
 @lru_cache(maxsize=200_000)
 def american(word: str) -> str:
     """`word` (lower case) in American spelling: "defence" -> "defense", "organisation" -> "organization"."""
@@ -215,16 +234,23 @@ class Lexical:
 
     def respelt(self, text: str, english: Callable[[], frozenset[str]]) -> str:
         """`text` with each word that neither the collection nor the English words know (a typo: "presiednt",
-        "kouchnar") replaced by the collection's nearest word. `english()` is asked only when the collection
-        lacks a word; when it has no words, nothing is respelt: a word the collection lacks may be right."""
+        "kouchnar") replaced by the collection's nearest word, and a mistyped first word by the question word
+        it stands for ("hwo many", "waht"). `english()` is asked only when the collection lacks a word; when
+        it has no words, nothing is respelt: a word the collection lacks may be right."""
+        first = _WORD.search(text)
 
         def respell(m: re.Match[str]) -> str:
             typed = m.group()
             word = "".join(words(typed))
-            if len(word) < SHORTEST_RESPELT or self.knows(word):
+            opening = first is not None and m.start() == first.start()
+            if len(word) < (2 if opening else SHORTEST_RESPELT) or self.knows(word):
                 return typed
             vocabulary = english()
             if not vocabulary or is_word(word, vocabulary):
+                return typed
+            if opening and (asked := question_word(word, text[m.end() :])):
+                return asked
+            if len(word) < SHORTEST_RESPELT:
                 return typed
             if word not in self._nearest:
                 if len(self._nearest) >= 10_000:
