@@ -97,6 +97,7 @@ def test_a_question_typed_as_in_a_chat_gets_the_same_answer(bot) -> None:
         "whats the most densely trafficked crossing",
         "hey, can you tell me what's the most densely trafficked crossing according to the article?",
         "the most densely trafficked crossing?",
+        "the most densely trafficked crossing is what?",
     ):
         short = bot.ask(typed)
         assert (short.text, short.confidence) == (full.text, full.confidence)

@@ -86,6 +86,11 @@ def test_question_kinds(question: str, kind: str) -> None:
         ("did they meet?", "did they meet?"),
         ("list the ministers", "list the ministers?"),
         ("and his sister?", "and his sister?"),
+        # A question word left at the end asks what it asks at the front.
+        ("the guatemala border is how long?", "how long is the guatemala border?"),
+        ("his sister was who", "who was his sister?"),
+        ("added to the plan were which countries?", "which countries were added to the plan?"),
+        ("who is it?", "who is it?"),
     ],
 )
 def test_a_question_is_read_plain(typed: str, meant: str) -> None:

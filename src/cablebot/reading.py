@@ -147,6 +147,15 @@ _NOT_A_NOUN_PHRASE = re.compile(
 )
 
 
+# A question word left in place at the end ("the border is how long?", "his sister was who?") asks what it
+# would ask at the front.
+_IN_PLACE = re.compile(
+    r"^(?!\W*(?:what|which|who|whom|whose|where|when|why|how)\b)(?P<rest>.+?)\s+(?P<verb>is|are|was|were)\s+"
+    r"(?P<asked>who|whom|what|where|when|which \w+|how (?:many|much|long|far|old|big|large|high|often))\W*$",
+    re.I,
+)
+
+
 def spelled_out(question: str) -> str:
     """`question` with its contractions written in full ("who's" -> "who is", "didnt" -> "did not")."""
     for pattern, replacement in _CONTRACTIONS:
@@ -156,13 +165,15 @@ def spelled_out(question: str) -> str:
 
 def plain_question(question: str) -> str:
     """`question` as the reader reads it: spelled out, the greeting, request or thanks around it dropped, a
-    noun phrase read as "what is" it, and ending in a question mark."""
+    question word left at the end read at the front, a noun phrase read as "what is" it, and ending in a
+    question mark."""
     question = spelled_out(question)
     plain = question
     for pattern in _WRAPPING:
         plain = pattern.sub("", plain)
     if not re.search(r"\w", plain):
         return question  # "thanks!" alone stays as it is
+    plain = _IN_PLACE.sub(r"\g<asked> \g<verb> \g<rest>?", plain)
     if not _QUESTION_WORD.search(plain) and not _NOT_A_NOUN_PHRASE.search(plain):
         plain = f"what is {plain.strip()}"
     # Typed without its question mark, a question is read with one, as the training questions are written.
