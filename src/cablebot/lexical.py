@@ -45,10 +45,7 @@ def terms(text: str) -> list[str]:
 @lru_cache(maxsize=50_000)  # answering looks at the same passages and sentences again and again
 def _terms(text: str) -> tuple[str, ...]:
     out = []
-    text = text.lower()
-    if not text.isascii():  # people type "peten" and "sao paulo" for Petén and São Paulo
-        text = unaccented(text.translate(_LETTERS))
-    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", text):
+    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", folded(text)):
         token = token.replace("’", "'").removesuffix("'s").replace(",", "")
         # A hyphenated word is also its parts ("US-Mexico border" is about Mexico, "350-400" holds 400),
         # but a vice-president or an ex-minister is not the president or the minister.
@@ -62,6 +59,12 @@ def _terms(text: str) -> tuple[str, ...]:
 
 # Latin letters that Unicode does not decompose into a base letter and an accent.
 _LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th"})
+
+
+def folded(text: str) -> str:
+    """`text` lower-cased and unaccented: people type "peten" and "sao paulo" for Petén and São Paulo."""
+    text = text.lower()
+    return text if text.isascii() else unaccented(text.translate(_LETTERS))
 
 
 def unaccented(text: str) -> str:
@@ -83,11 +86,8 @@ SHORTEST_RESPELT = 4  # shorter words are too often another word one letter away
 
 
 def words(text: str) -> list[str]:
-    """The words of `text` (letters only), lower-cased and unaccented, as the collection's word list holds them."""
-    text = text.lower()
-    if not text.isascii():
-        text = unaccented(text.translate(_LETTERS))
-    return _WORD.findall(text)
+    """The words of `text` (letters only), folded, as the collection's word list holds them."""
+    return _WORD.findall(folded(text))
 
 
 def is_word(word: str, vocabulary: frozenset[str]) -> bool:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from cablebot.chunking import sentence_spans
 from cablebot.errors import CablebotError
-from cablebot.lexical import terms
+from cablebot.lexical import QUESTION_WORDS, terms
 from cablebot.retrieval import Hit
 
 if TYPE_CHECKING:
@@ -137,7 +137,8 @@ _WRAPPING = (
 # A question of a noun phrase alone ("lebanon's foreign minister?", "population of chiapas?") asks what it
 # names. One that starts with a verb, a pronoun or a linking word asks something else (a yes/no question, a
 # command, a follow-up: "did they meet?", "list the ministers", "and his sister?").
-_QUESTION_WORD = re.compile(r"\b(?:what|which|who|whom|whose|where|when|why|how)\b", re.I)
+_QUESTION_WORDS = "|".join(QUESTION_WORDS)
+_QUESTION_WORD = re.compile(rf"\b(?:{_QUESTION_WORDS})\b", re.I)
 _NOT_A_NOUN_PHRASE = re.compile(
     r"^\W*(?:is|are|was|were|am|be|do|does|did|has|have|had|can|could|will|would|shall|should|may|might|must"
     r"|i|you|we|they|he|she|it|there|that|this|and|or|but|so|also|then|in|on|at|for|from|about|with|by|to|of"
@@ -150,7 +151,7 @@ _NOT_A_NOUN_PHRASE = re.compile(
 # A question word left in place at the end ("the border is how long?", "his sister was who?") asks what it
 # would ask at the front.
 _IN_PLACE = re.compile(
-    r"^(?!\W*(?:what|which|who|whom|whose|where|when|why|how)\b)(?P<rest>.+?)\s+(?P<verb>is|are|was|were)\s+"
+    rf"^(?!\W*(?:{_QUESTION_WORDS})\b)(?P<rest>.+?)\s+(?P<verb>is|are|was|were)\s+"
     r"(?P<asked>who|whom|what|where|when|which \w+|how (?:many|much|long|far|old|big|large|high|often))\W*$",
     re.I,
 )
