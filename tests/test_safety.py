@@ -491,6 +491,17 @@ def test_british_and_american_spellings_are_the_same_terms() -> None:
     assert terms("four hours of tours") == ["four", "hour", "tour"]
 
 
+def test_the_us_is_one_term_however_it_is_written() -> None:
+    from cablebot.lexical import terms
+
+    # People type "us" for the U.S.; the cables write "U.S.", "US" and "the United States".
+    assert terms("U.S. officials") == terms("US officials") == terms("us officials") == ["us", "offici"]
+    assert terms("the United States and the United Nations") == terms("the U.S. and the U.N.")
+    assert terms("the U.K. and the European Union") == ["uk", "eu"]
+    # Only letters lose their full stops: a decimal stays one number.
+    assert terms("3.5 percent") == ["3.5", "percent"]
+
+
 def test_outside_a_project_the_index_lives_in_the_user_data_directory(tmp_path: Path) -> None:
     elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
     elsewhere.mkdir()

@@ -45,8 +45,11 @@ def terms(text: str) -> list[str]:
 @lru_cache(maxsize=50_000)  # answering looks at the same passages and sentences again and again
 def _terms(text: str) -> tuple[str, ...]:
     out = []
-    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", folded(text)):
+    text = _UNIONS.sub(lambda m: _UNION_ACRONYMS[m[1]], folded(text))
+    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", text):
         token = token.replace("’", "'").removesuffix("'s").replace(",", "")
+        if _DOTTED.fullmatch(token):  # "U.S." is "US" is "us" as people type it; "U.N.", "U.K." alike
+            token = token.replace(".", "")
         # A hyphenated word is also its parts ("US-Mexico border" is about Mexico, "350-400" holds 400),
         # but a vice-president or an ex-minister is not the president or the minister.
         split = "-" in token and not token.startswith(_OTHER_PERSON)
@@ -55,6 +58,12 @@ def _terms(text: str) -> tuple[str, ...]:
                 continue
             out.append(stem(american(word)))
     return tuple(out)
+
+
+# The unions people name by their initials: "the US" is the United States in the cables' words.
+_UNION_ACRONYMS = {"united states": "us", "united kingdom": "uk", "united nations": "un", "european union": "eu"}
+_UNIONS = re.compile(r"\b(" + "|".join(_UNION_ACRONYMS) + r")\b")
+_DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")  # an acronym written with full stops
 
 
 # Latin letters that Unicode does not decompose into a base letter and an accent.
@@ -75,9 +84,10 @@ def unaccented(text: str) -> str:
 
 # How text becomes terms, recorded in the manifest: BM25 terms made another way do not match.
 TERMS = (
-    "9: Snowball English stems of American spellings; 30,000 is the one term 30000; a hyphenated word also its"
-    " parts (not vice-, ex-); accents folded; the documents' own names (cables, articles, ...) no terms; tantivy"
-    " BM25; the words of the collection, for respelling typos"
+    "10: Snowball English stems of American spellings; 30,000 is the one term 30000; U.S. and the United States"
+    " the term us (UK, UN, EU alike); a hyphenated word also its parts (not vice-, ex-); accents folded; the"
+    " documents' own names (cables, articles, ...) no terms; tantivy BM25; the words of the collection, for"
+    " respelling typos"
 )
 WORDS = "words.txt"  # in the lexical directory: each word the collection uses, and how often
 _WORD = re.compile(r"[^\W\d_]+")
