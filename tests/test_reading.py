@@ -51,6 +51,14 @@ from cablebot.retrieval import Hit
         ("what is the capital of honduras?", "place"),
         ("what is the minister's view?", "other"),
         ("what is the president doing?", "other"),
+        # Everyday ways of asking for a quantity, a date or a reason.
+        ("what was the death toll?", "number"),
+        ("what is the distance between the cities?", "number"),
+        ("which month did the protests start?", "date"),
+        ("what was the date of the attack?", "date"),
+        ("what is the reason the cable was not shared?", "reason"),
+        ("what motivated the decision?", "reason"),
+        ("what was the main issue?", "other"),
     ],
 )
 def test_question_kinds(question: str, kind: str) -> None:

@@ -72,12 +72,13 @@ _WORD_AFTER = re.compile(r"\s+[a-z]")
 NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
 _HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
 _WH_PHRASE = re.compile(
-    _HOW + r"|\b(what|which) (percentage|percent|share|proportion|number|amount|date|day|year|kind|type|sort)\b",
+    _HOW + r"|\b(what|which) (percentage|percent|share|proportion|number|amount|date|day|week|month|year|time"
+    r"|kind|type|sort)\b",
     re.IGNORECASE,
 )
 _NUMBER_NOUNS = (
     r"percentage|percent|share|proportion|number|amount|price|sum|fraction|rank|age|population|budget|salary"
-    r"|cost|value|size|score|rate|total|toll|turnout"
+    r"|cost|value|size|score|rate|total|toll|turnout|distance|length|duration|height|weight"
 )
 _ORGANIZATION_NOUNS = (
     r"party|company|firm|organi[sz]ation|agency|bank|group|paper|newspaper|association|ministry|university"
@@ -195,12 +196,16 @@ def question_kind(question: str) -> str:
     """number | date | person | place | organization | reason | other: what an answer should contain."""
     q = question.lower()
     if re.search(
-        rf"{_HOW}|\bwhat (?:(?:is|was|are|were) (?:the )?(?:(?:[\w-]+ )?[\w-]+['’]s )?)?({_NUMBER_NOUNS})\b"
+        # "what is (the) (X's) (death) toll"
+        rf"{_HOW}|\bwhat (?:(?:is|was|are|were) (?:the )?(?:(?:[\w-]+ )?[\w-]+['’]s )?(?:[a-z]+ )?)?"
+        rf"({_NUMBER_NOUNS})\b"
         r"|\bhow [a-z]+ (a|an) (stake|share|sum)\b|\bworth\W*$",
         q,
     ):
         return "number"
-    if re.search(r"\b(when|what date|which date|on what day|what year|which year|what time|since when)\b", q):
+    if re.search(
+        r"\b(when|(what|which) (date|day|month|year|time)|what (is|was) the date|since when|until when)\b", q
+    ):
         return "date"
     if re.search(_named(_ORGANIZATION_NOUNS), q):
         return "organization"
@@ -208,7 +213,11 @@ def question_kind(question: str) -> str:
         return "place"
     if re.search(rf"\b(?:who|whom|whose)\b|{_named(_PERSON_NOUNS)}", q):
         return "person"
-    if re.search(r"\b(why|what (caused|led to|prompted|made)|for what reason|how come)\b", q):
+    if re.search(
+        r"\b(why|what (caused|led to|prompted|made|motivated|drove|triggered|sparked)|what (is|was) the reason"
+        r"|for what reason|how come)\b",
+        q,
+    ):
         return "reason"
     return "other"
 
