@@ -45,7 +45,9 @@ def terms(text: str) -> list[str]:
 @lru_cache(maxsize=50_000)  # answering looks at the same passages and sentences again and again
 def _terms(text: str) -> tuple[str, ...]:
     out = []
-    text = _UNIONS.sub(lambda m: _UNION_ACRONYMS[m[1]], folded(text))
+    text = folded(text)
+    if "united" in text or "union" in text:  # a substring test first: ten times faster than the pattern
+        text = _UNIONS.sub(lambda m: _UNION_ACRONYMS[m[1]], text)
     for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[\w][\w'’.-]*[\w]|\w", text):
         token = token.replace("’", "'").removesuffix("'s").replace(",", "")
         if _DOTTED.fullmatch(token):  # "U.S." is "US" is "us" as people type it; "U.N.", "U.K." alike
