@@ -158,11 +158,23 @@ _IN_PLACE = re.compile(
 )
 
 
+# Chat shorthand for everyday words: "ppl" and "govt" are terms almost no passage holds.
+_SHORTHAND = {
+    "govt": "government", "gov't": "government", "govts": "governments", "dept": "department",
+    "intl": "international", "ppl": "people", "yr": "year", "yrs": "years", "info": "information",
+    "pres": "president", "amb": "ambassador", "b/c": "because", "cuz": "because", "bn": "billion",
+    "mln": "million", "approx": "approximately", "pct": "percent", "w/o": "without", "w/": "with",
+    "abt": "about", "thru": "through", "org": "organization", "orgs": "organizations",
+}  # fmt: skip
+_SHORTHAND_WORD = re.compile(rf"(?<![\w/'’.])({'|'.join(map(re.escape, _SHORTHAND))})(?![\w/'’])", re.I)
+
+
 def spelled_out(question: str) -> str:
-    """`question` with its contractions written in full ("who's" -> "who is", "didnt" -> "did not")."""
+    """`question` with its contractions and chat shorthand written in full ("who's" -> "who is", "didnt" ->
+    "did not", "ppl" -> "people")."""
     for pattern, replacement in _CONTRACTIONS:
         question = pattern.sub(replacement, question)
-    return question
+    return _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m[1].lower()], question)
 
 
 def plain_question(question: str) -> str:
