@@ -124,7 +124,8 @@ _BRITISH = (
 
 
 QUESTION_WORDS = ("what", "which", "who", "whom", "whose", "where", "when", "why", "how")
-_HOW_WORDS = frozenset("many much long far big large old often high soon".split())
+# The words "how" asks with for a quantity or a time ("how many", "how soon").
+HOW_WORDS = ("many", "much", "long", "far", "big", "large", "fine", "old", "high", "often", "fast", "soon")
 
 
 def question_word(typed: str, rest: str) -> str | None:
@@ -136,7 +137,7 @@ def question_word(typed: str, rest: str) -> str | None:
     near = [w for w in QUESTION_WORDS if OSA.distance(typed, w) <= 1]
     if len(near) > 1:
         following = _WORD.search(rest.lower())
-        if "how" in near and following and following.group() in _HOW_WORDS:
+        if "how" in near and following and following.group() in HOW_WORDS:
             return "how"
         near = [w for w in near if w.startswith(typed)] or near
     return near[0] if len(near) == 1 else None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from cablebot.chunking import sentence_spans
 from cablebot.errors import CablebotError
-from cablebot.lexical import QUESTION_WORDS, terms
+from cablebot.lexical import HOW_WORDS, QUESTION_WORDS, terms
 from cablebot.retrieval import Hit
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ _BEFORE_YEAR = re.compile(rf"\b(?i:in|since|by|until|during|before|after|from|of
 _WORD_AFTER = re.compile(r"\s+[a-z]")
 # A run of capitalised words, allowing the particles names carry ("Ali Reza", "bin Zayid Al-Nahyan").
 NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|del|la|van|von|bin|al|el|of|the|for|zu|y)\s+)?[A-Z][\w'’.-]*)*")
-_HOW = r"\bhow (many|much|long|far|big|large|fine|old|high|often|fast|soon)\b"
+_HOW_WORD = "|".join(HOW_WORDS)
+_HOW = rf"\bhow ({_HOW_WORD})\b"
 _WH_PHRASE = re.compile(
     _HOW + r"|\b(what|which) (percentage|percent|share|proportion|number|amount|date|day|week|month|year|time"
     r"|kind|type|sort)\b",
@@ -153,7 +154,7 @@ _NOT_A_NOUN_PHRASE = re.compile(
 # would ask at the front.
 _IN_PLACE = re.compile(
     rf"^(?!\W*(?:{_QUESTION_WORDS})\b)(?P<rest>.+?)\s+(?P<verb>is|are|was|were)\s+"
-    r"(?P<asked>who|whom|what|where|when|which \w+|how (?:many|much|long|far|old|big|large|high|often))\W*$",
+    rf"(?P<asked>who|whom|what|where|when|which \w+|how (?:{_HOW_WORD}))\W*$",
     re.I,
 )
 
@@ -240,7 +241,7 @@ def question_terms(question: str) -> list[str]:
 
 
 _ASKED = re.compile(
-    r"\b(?:how (?:many|much|long|far|big|large|old|often)|which|what|whose|who|whom|where|when|why)\b"
+    rf"\b(?:how (?:{_HOW_WORD})|which|what|whose|who|whom|where|when|why)\b"
     r"(?:\s+(?:is|was|are|were|did|does|do|has|had|have|will|would|can|could|should|may|might|must|not|the|a|an"
     r"|kind of|type of|sort of|name of|number of))*"
     r"\s+(.*)",
