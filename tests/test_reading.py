@@ -186,19 +186,9 @@ def test_an_excerpt_without_a_word_is_never_an_answer() -> None:
     dashes = "-" * 500 + " ab."  # cut to 400 characters, the excerpt would be nothing but "…"
     hit = Hit(Chunk("doc", 1, 0, len(dashes), dashes, "¶1"), 0.9, 1, (0.9,), 1, 1)
 
-    class Retriever:
-        max_weight = 5.0
-
-        @staticmethod
-        def term_weight(term: str) -> float:
-            return 1.0
-
-        @staticmethod
-        def respelt(text: str) -> str:
-            return text
-
     always = Reader((0.0,) * len(FEATURES), 10.0, (1.0, 0.0), 0.5, 0.6)
-    answer = choose_answer("what is it?", [hit], Retriever(), {}, always, 8, 400)
+    question = analyse("what is it?", lambda t: 1.0, 5.0)
+    answer = choose_answer(question.text, question, [hit], {}, always, 8, 400)
     assert answer.abstained and answer.citations == ()
 
 

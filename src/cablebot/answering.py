@@ -21,7 +21,6 @@ from cablebot.reading import (
     analyse,
     candidates,
     focus,
-    plain_question,
     spelled_out,
 )
 from cablebot.retrieval import Hit, Retriever
@@ -144,53 +143,41 @@ def _metadata_answer(
     )
 
 
-def meant(question: str, retriever: Retriever) -> str:
-    """The question as it is searched and read: its typos respelt as the words of the collection ("whcih
-    presiednt" -> "which president"; after "didnt" is spelled out), then read plain (`plain_question`)."""
-    return plain_question(retriever.respelt(spelled_out(question)))
-
-
-def read(
-    question: str,
-    hits: list[Hit],
-    retriever: Retriever,
-    k: int,
-    context: str = "",
-    previous: Answer | None = None,
-) -> tuple[Question, list[Candidate]]:
-    """The question analysed, and every sentence of `hits` as a candidate with its features: what the
-    reader scores when answering, and what `cablebot train` learns from."""
+def understand(question: str, retriever: Retriever, context: str = "", previous: Answer | None = None) -> Question:
+    """The question as it is searched and read, worked out once per question: its typos respelt as the
+    words of the collection ("whcih presiednt" -> "which president"; after "didnt" is spelled out), then
+    analysed (`analyse`). `context` is the earlier question of a conversation, `previous` its answer."""
     earlier = (previous.citations[0].source, previous.text) if previous and previous.citations else ("", "")
-    q = analyse(
-        meant(question, retriever), retriever.term_weight, retriever.max_weight, meant(context, retriever), earlier
-    )
-    return q, candidates(q, hits, k)
+
+    def respelt(text: str) -> str:
+        return retriever.respelt(spelled_out(text))
+
+    return analyse(respelt(question), retriever.term_weight, retriever.max_weight, respelt(context), earlier)
 
 
 def choose_answer(
     question: str,
+    q: Question,
     hits: list[Hit],
-    retriever: Retriever,
     documents: dict[str, Document],
     reader: Reader,
     k: int,
     max_chars: int,
-    context: str = "",
     previous: Answer | None = None,
     alone: bool = False,
 ) -> Answer:
-    """The sentence of `hits` the reader finds likeliest to answer, or an abstention.
+    """The sentence of `hits` the reader finds likeliest to answer `question` (`q`, as `understand` reads
+    it), or an abstention.
 
-    `context` (the earlier question of a conversation) is matched too, as a
-    feature of its own; `previous` is the answer it got; `alone` says the
-    question is answered from one document.
+    `previous` is the answer the earlier question of a conversation got; `alone` says the question is
+    answered from one document.
     """
-    fields = metadata_fields(meant(question, retriever))
+    fields = metadata_fields(q.text)
     if fields and hits:
         answer = _metadata_answer(question, fields, hits, documents, previous)
         if answer is not None:
             return answer
-    q, found = read(question, hits, retriever, k, context, previous)
+    found = candidates(q, hits, k)
     features = [c.features for c in found]
     logits = reader.logits(features)
     scored = list(zip(logits, found, strict=True))

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cablebot.answering import Answer, choose_answer, meant
+from cablebot.answering import Answer, choose_answer, understand
 from cablebot.config import Settings
 from cablebot.errors import CablebotError
 
 if TYPE_CHECKING:
     from cablebot.embedding import Embedder
     from cablebot.index import BuildReport
-    from cablebot.reading import Reader
+    from cablebot.reading import Question, Reader
     from cablebot.retrieval import Filter, Hit
 
 MAX_QUESTION_CHARS = 2000
@@ -224,13 +224,15 @@ class Cablebot:
             return dataclasses.replace(where or Filter(), doc=named)
         return where
 
-    def retrieve(self, question: str, context: str = "", where: Filter | None = None) -> list[Hit]:
-        """The passages an answer to `question` is looked for in (the earlier question adds context)."""
-        return self._search(question, context, self.scope(question, context, where))
-
-    def _search(self, question: str, context: str, scope: Filter | None) -> list[Hit]:
-        query = f"{meant(context, self.retriever)} {meant(question, self.retriever)}".strip()
-        return self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND)
+    def retrieve(
+        self, question: str, context: str = "", where: Filter | None = None, previous: Answer | None = None
+    ) -> tuple[Question, list[Hit]]:
+        """`question` as it is read (the earlier question `context` and its answer `previous` with it), and
+        the passages an answer to it is looked for in."""
+        q = understand(question, self.retriever, context, previous)
+        query = f"{q.context_text} {q.text}".strip()
+        scope = self.scope(question, context, where)
+        return q, self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
         """Answer `question` verbatim from the documents `where` allows, or abstain."""
@@ -242,18 +244,10 @@ class Cablebot:
         scope = self.scope(question, context, where)
         # One document: an index of one, or a filter (or a reference ID in the question) that leaves one.
         alone = len(self.index.documents) == 1 or bool(scope and self.retriever.matching_documents(scope) == 1)
+        q, hits = self.retrieve(question, context, scope, previous)
         s = self.settings
         answer = choose_answer(
-            question,
-            self._search(question, context, scope),
-            self.retriever,
-            self.index.documents,
-            self.reader,
-            s.answer_k,
-            s.answer_max_chars,
-            context,
-            previous,
-            alone=alone,
+            question, q, hits, self.index.documents, self.reader, s.answer_k, s.answer_max_chars, previous, alone
         )
         answer = dataclasses.replace(answer, hits=answer.hits[: s.answer_k], filter_matched=matched)
         if conversation is not None:

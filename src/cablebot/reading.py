@@ -459,6 +459,7 @@ class Question:
     max_weight: float
     previous_source: str = ""  # a follow-up: the document the earlier answer quoted
     previous_quote: str = ""  # ... and the longest verbatim piece of that quote
+    context_text: str = ""  # the earlier question, read plain: searched for with this one
 
 
 def analyse(
@@ -468,7 +469,8 @@ def analyse(
     context: str = "",
     previous: tuple[str, str] = ("", ""),
 ) -> Question:
-    """`context` is the earlier question of a conversation, `previous` its answer (document id, quote)."""
+    """`question` as typed (it is read plain here); `context` is the earlier question of a conversation,
+    `previous` its answer (document id, quote)."""
     question, context = plain_question(question), plain_question(context)
     qterms = question_terms(question)
     weights = {t: weight(t) for t in qterms}
@@ -484,6 +486,7 @@ def analyse(
         max_weight,
         previous[0],
         max(previous[1].split("…"), key=len).strip(),
+        context,
     )
 
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cablebot.answering import Answer, Citation, read
+from cablebot.answering import Answer, Citation
 from cablebot.core import Cablebot, Conversation
 from cablebot.evaluation import Question, holds_answer, load_conversations, right_document
-from cablebot.reading import FEATURES, Candidate, Reader, best_few
+from cablebot.reading import FEATURES, Candidate, Reader, best_few, candidates
 
 FOLDS = 5
 SEED = 13
@@ -65,8 +65,8 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[
         conversation = Conversation()
         for q in turns:
             context, previous = conversation.context_for(q.question)
-            hits = bot.retrieve(q.question, context)
-            _, cands = read(q.question, hits, bot.retriever, bot.settings.answer_k, context, previous)
+            question, hits = bot.retrieve(q.question, context, previous=previous)
+            cands = candidates(question, hits, bot.settings.answer_k)
             features = _matrix(cands)
             labels = np.array(
                 [q.answerable and holds_answer(c.text, q.answers) and right_document(c.hit.chunk.doc_id, q.doc)
@@ -90,11 +90,11 @@ def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Question]]) ->
         if len(turns) > 1:
             continue
         q = turns[0]
-        doc = q.doc if q.answerable else next((h.chunk.doc_id for h in bot.retrieve(q.question)), "")
+        doc = q.doc if q.answerable else next((h.chunk.doc_id for h in bot.retrieve(q.question)[1]), "")
         if doc not in bot.index.documents:
             continue
-        hits = bot.retrieve(q.question, where=Filter(doc=doc))
-        _, cands = read(q.question, hits, bot.retriever, bot.settings.answer_k)
+        question, hits = bot.retrieve(q.question, where=Filter(doc=doc))
+        cands = candidates(question, hits, bot.settings.answer_k)
         features = _matrix(cands)
         labels = np.array([q.answerable and holds_answer(c.text, q.answers) for c in cands], dtype=np.int8)
         examples.append(Example(group, q, features, labels))
