@@ -12,7 +12,7 @@ import cablebot.index
 from cablebot.documents import Document
 from cablebot.errors import CablebotError
 from cablebot.index import Index, build_index
-from cablebot.lexical import WORDS, Lexical, question_word, terms
+from cablebot.lexical import WORDS, Lexical, is_word, question_word, terms
 from cablebot.retrieval import Filter
 from cablebot.store import DamagedFile, DocumentStore, Records, write_documents, write_records
 
@@ -170,6 +170,34 @@ def test_a_typo_is_respelt_as_the_nearest_word_the_collection_uses_most(tmp_path
     assert lexical.respelt("waht did the presidnt say?", english) == "what did the president say?"
     assert lexical.respelt("hwo is the president?", english) == "hwo is the president?"  # how or who
     assert lexical.respelt("the president waht?", english) == "the president waht?"  # only the first word
+
+
+def test_a_typo_is_read_by_the_other_words_of_the_question(tmp_path: Path) -> None:
+    texts = [
+        "The track record of the minister is poor.",
+        "The track was wet and the track team lost.",
+        "Track the money, the minister said.",
+        "The truck stop cafe on the highway sells coffee.",
+    ]
+    Lexical.build(tmp_path / "lex", [(0, t) for t in texts])
+    lexical = Lexical(tmp_path / "lex")
+
+    def english() -> frozenset[str]:
+        return frozenset({"what", "is", "the", "called", "who", "did", "say"})
+
+    # Of the words one edit away, the one the question's other words are found with; alone, the commoner.
+    assert lexical.respelt("what is the trck stop cafe called?", english) == "what is the truck stop cafe called?"
+    assert lexical.respelt("what is the trck record?", english) == "what is the track record?"
+    assert lexical.respelt("trck", english) == "track"
+
+
+def test_a_regular_inflection_follows_english_spelling() -> None:
+    vocabulary = frozenset({"process", "refugee", "replace", "hope", "tax", "hero", "car", "quick", "see"})
+    for word in ("processes", "refugees", "replaced", "hoping", "hoped", "taxes", "heroes", "cars", "quickly"):
+        assert is_word(word, vocabulary), word
+    for word in ("processs", "refugeees", "replaceed", "taxs", "cares", "carses"):
+        assert not is_word(word, vocabulary), word  # typos, not inflections
+    assert is_word("seeing", vocabulary)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ Dense search misses exact names, numbers and reference IDs; BM25 finds them.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -93,7 +94,21 @@ TERMS = (
 )
 WORDS = "words.txt"  # in the lexical directory: each word the collection uses, and how often
 _WORD = re.compile(r"[^\W\d_]+")
-_INFLECTIONS = ("s", "es", "ed", "ing", "ly")
+# Regular inflections, each with what the word before it may not end in, by English spelling: "-s" follows
+# no sibilant ("cars", not "processs": that is "processes"), "-es" only a sibilant or an "o" ("taxes",
+# "heroes"), "-ed" and "-ing" no silent "e" ("hoped", "hoping": not "replaceed"), "-d" only one.
+_SIBILANT = ("s", "x", "z", "ch", "sh")
+_INFLECTIONS = (
+    ("s", lambda base: not base.endswith(_SIBILANT)),
+    ("es", lambda base: base.endswith((*_SIBILANT, "o"))),
+    ("ed", lambda base: not base.endswith("e")),
+    ("d", lambda base: base.endswith("e")),
+    ("ing", lambda base: not base.endswith("e") or base.endswith(("ee", "ye", "oe"))),
+    ("ly", lambda base: True),
+)
+# How many chunks' worth of the collection's average a word's own chunks are smoothed towards when judging how
+# likely another term is beside it (Dirichlet smoothing): rare words are not made to fit by chance.
+SMOOTHING = 10.0
 SHORTEST_RESPELT = 4  # shorter words are too often another word one letter away ("form", "from")
 
 
@@ -103,10 +118,17 @@ def words(text: str) -> list[str]:
 
 
 def is_word(word: str, vocabulary: frozenset[str]) -> bool:
-    """Is `word` in `vocabulary`, or a regular inflection of a word in it ("overdoses", "rumoring")?"""
-    return word in vocabulary or any(
-        word.endswith(ending) and word[: -len(ending)] in vocabulary for ending in _INFLECTIONS
-    )
+    """Is `word` in `vocabulary`, or a regular inflection of a word in it ("overdoses", "rumoring", "hoping";
+    not "processs" or "refugeees")?"""
+    if word in vocabulary:
+        return True
+    for ending, follows in _INFLECTIONS:
+        base = word[: -len(ending)]
+        if not (base and word.endswith(ending)):
+            continue
+        if (base in vocabulary and follows(base)) or (ending == "ing" and base + "e" in vocabulary):
+            return True  # "hoping": the silent "e" of "hope" drops before "-ing"
+    return False
 
 
 # British spellings, as American ones: the cables spell American, quoted British officials and readers do not,
@@ -185,7 +207,7 @@ class Lexical:
         except Exception as e:  # tantivy reports a missing or damaged file as ValueError or OSError
             raise DamagedFile(path, str(e).splitlines()[0] if str(e) else e) from e
         self.n_rows = self._searcher.num_docs
-        self._nearest: dict[str, str | None] = {}  # a question is read more than once
+        self._nearest: dict[tuple[str, tuple[str, ...]], str | None] = {}  # a question is read more than once
 
     @staticmethod
     def build(path: Path, rows: Iterable[tuple[int, str]]) -> None:
@@ -228,22 +250,52 @@ class Lexical:
             counts.append(int(count))
         return out
 
-    def nearest(self, word: str) -> str | None:
+    def nearest(self, word: str, context: Sequence[str] = ()) -> str | None:
         """The collection's word closest to `word` (one edit away, or two for a word of 8 letters or more; a
-        transposition is one edit), the most frequent of equally close ones; None if there is none."""
+        transposition is one edit); of equally close ones, the likeliest among the `context` terms, the question's
+        other words ("trck stop cafe" is a truck stop, not a track: `_fit`), or without them the most frequent
+        ("maor" is "major" rather than "mayor"); None if there is none."""
         from rapidfuzz import process
         from rapidfuzz.distance import OSA
 
         most = 1 if len(word) < 8 else 2
-        best: tuple[int, int, str] | None = None
+        found: list[tuple[int, int, str]] = []
         for length in range(len(word) - most, len(word) + most + 1):
             listed, counts = self._by_length.get(length, ([], []))
-            for found, distance, i in process.extract(
-                word, listed, scorer=OSA.distance, score_cutoff=most, limit=None
-            ):
-                if best is None or (distance, -counts[i]) < best[:2]:
-                    best = (distance, -counts[i], found)
-        return best[2] if best else None
+            found += [
+                (distance, -counts[i], near)
+                for near, distance, i in process.extract(
+                    word, listed, scorer=OSA.distance, score_cutoff=most, limit=None
+                )
+                if near != word
+            ]
+        if not found:
+            return None
+        closest = min(found)[0]
+        tied = sorted(f for f in found if f[0] == closest)
+        if len(tied) > 1 and context:
+            return max(tied, key=lambda f: self._fit(terms(f[2]), context))[2]
+        return tied[0][2]
+
+    def _fit(self, word_terms: Sequence[str], context: Sequence[str]) -> float:
+        """How likely the word is among the `context` terms, by the chunks that hold it (naive Bayes):
+        log P(word) + the sum of log P(term | word). A stop word is never a typo's likelier reading."""
+        import tantivy
+
+        def query(*ts: str) -> tantivy.Query:
+            return tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "terms", t)) for t in ts]
+            )
+
+        if not word_terms:
+            return -math.inf
+        holding = self._searcher.search(query(*word_terms), 1, count=True).count
+        fit = math.log(holding + 1)
+        for t in set(context):
+            together = self._searcher.search(query(*word_terms, t), 1, count=True).count
+            background = self.doc_freq(t) / max(1, self.n_rows)  # P(term), how far a word with no chunks pulls
+            fit += math.log((together + SMOOTHING * background) / (holding + SMOOTHING))
+        return fit
 
     def respelt(self, text: str, english: Callable[[], frozenset[str]]) -> str:
         """`text` with each word that neither the collection nor the English words know (a typo: "presiednt",
@@ -251,6 +303,11 @@ class Lexical:
         it stands for ("hwo many", "waht"). `english()` is asked only when the collection lacks a word; when
         it has no words, nothing is respelt: a word the collection lacks may be right."""
         first = _WORD.search(text)
+
+        @cache
+        def known() -> tuple[str, ...]:
+            """The words of `text` the collection holds: the context a typo is respelt in."""
+            return tuple(w for w in words(text) if len(w) >= SHORTEST_RESPELT and self.knows(w))
 
         def respell(m: re.Match[str]) -> str:
             typed = m.group()
@@ -265,11 +322,12 @@ class Lexical:
                 return asked
             if len(word) < SHORTEST_RESPELT:
                 return typed
-            if word not in self._nearest:
+            context = tuple(t for other in known() if other != word for t in terms(other))
+            if (word, context) not in self._nearest:
                 if len(self._nearest) >= 10_000:
                     self._nearest.clear()
-                self._nearest[word] = self.nearest(word)
-            return self._nearest[word] or typed
+                self._nearest[word, context] = self.nearest(word, context)
+            return self._nearest[word, context] or typed
 
         return _WORD.sub(respell, text)
 
