@@ -99,11 +99,11 @@ def test_retraining_on_a_fixed_slice_is_deterministic(small_bot: Cablebot, slice
 def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, slice_file: Path) -> None:
     examples = collect(small_bot, load_conversations(slice_file))
     reader = train(examples)
-    answered = [e for e in examples if e.question.answerable]
+    answered = [e for e in examples if e.case.answerable]
     _, right = best_of(answered, reader)
     assert right.sum() >= 0.75 * len(answered)  # on its own training data: far above the 1-in-12 of chance
     # The follow-up was read with the earlier question as context.
-    follow_up = next(e for e in examples if e.question.id == "C1.2")
+    follow_up = next(e for e in examples if e.case.id == "C1.2")
     assert follow_up.labels.any()
 
 
@@ -112,7 +112,7 @@ def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Ca
     alone = collect_alone(small_bot, conversations)
     # Each single question, asked of one document: an answerable one of its own, the others of the first found.
     assert len(alone) == len(QUESTIONS) + len(UNANSWERABLE)
-    assert all(e.labels.any() == e.question.answerable for e in alone)
+    assert all(e.labels.any() == e.case.answerable for e in alone)
     report = cross_validate(collect(small_bot, conversations), alone=alone)
     lines = report.lines()
     assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")

@@ -55,7 +55,10 @@ def right_document(source: str, doc: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Question:
+class Case:
+    """One question of a question set (JSONL, as in ../shared/eval), with what answers it: a check or a
+    training case. Not `reading.Question`, which is a question as the reader analyses it."""
+
     id: str
     question: str
     answers: tuple[str, ...]
@@ -97,7 +100,7 @@ def at_line(path: Path, n: int) -> Iterator[None]:
         raise CablebotError(f"{path}, line {n}: {e}") from e
 
 
-def load_conversations(path: Path) -> list[list[Question]]:
+def load_conversations(path: Path) -> list[list[Case]]:
     """A question set as conversations: a plain question line is a conversation of one turn,
     an `{"id": ..., "turns": [question, ...]}` line one of several (follow-ups)."""
     conversations = []
@@ -106,11 +109,11 @@ def load_conversations(path: Path) -> list[list[Question]]:
             turns = row.get("turns", [row])
             if not isinstance(turns, list) or not turns:
                 raise ValueError('"turns" is not a list of questions')
-            conversations.append([_question(t) for t in turns])
+            conversations.append([_case(t) for t in turns])
     return conversations
 
 
-def _question(r: object) -> Question:
+def _case(r: object) -> Case:
     if not isinstance(r, dict):
         raise ValueError("a question is not a JSON object")
     answers = r.get("answers", [])
@@ -118,13 +121,13 @@ def _question(r: object) -> Question:
         raise ValueError('"answers" is not a list of strings')
     if not isinstance(r["question"], str):
         raise ValueError('"question" is not a string')
-    return Question(
+    return Case(
         str(r["id"]), r["question"], tuple(answers), str(r.get("support") or ""), str(r.get("doc") or ""),
         str(r.get("type") or "other"),
     )  # fmt: skip
 
 
-def passage_hit(text: str, source: str, q: Question) -> bool:
+def passage_hit(text: str, source: str, q: Case) -> bool:
     if not holds_answer(text, q.answers):
         return False
     support = _words(q.support)
@@ -145,7 +148,7 @@ class Scores:
     false_abstained: int = 0
     misses: list[str] = field(default_factory=list)
 
-    def add(self, q: Question, a: Answer) -> None:
+    def add(self, q: Case, a: Answer) -> None:
         if not q.answerable:
             self.unanswerable += 1
             self.abstained += a.abstained
@@ -181,7 +184,7 @@ class Scores:
         )
 
 
-def evaluate(conversations: list[list[Question]], ask: Callable[[str, Conversation], Answer]) -> Scores:
+def evaluate(conversations: list[list[Case]], ask: Callable[[str, Conversation], Answer]) -> Scores:
     """Scores of `ask` on every turn; the turns of a conversation share one `Conversation`."""
     scores = Scores()
     for turns in conversations:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cablebot.answering import Answer
 from cablebot.errors import CablebotError
-from cablebot.evaluation import Question, at_line, read_jsonl
+from cablebot.evaluation import Case, at_line, read_jsonl
 
 VERDICTS = ("good", "bad")
 
@@ -73,7 +73,7 @@ def record(path: Path, answer: Answer, verdict: str, user: str | int, via: str) 
         raise CablebotError(f"cannot record feedback in {path}: {e.strerror}") from e
 
 
-def load_feedback(path: Path) -> list[list[Question]]:
+def load_feedback(path: Path) -> list[list[Case]]:
     """Training questions from a feedback file: each user's last verdict on each answer counts once."""
     latest: dict[tuple[str, str, str], tuple[int, dict]] = {}
     for n, row in read_jsonl(path, "feedback file"):
@@ -87,9 +87,7 @@ def load_feedback(path: Path) -> list[list[Question]]:
                 continue  # an abstention has no sentence to confirm or reject
             if row["verdict"] == "good":
                 quote = max(citation["quote"].split("…"), key=len).strip()
-                questions.append(
-                    Question(f"F-{i}", row["question"], (quote,), quote, citation["source"], "feedback")
-                )
+                questions.append(Case(f"F-{i}", row["question"], (quote,), quote, citation["source"], "feedback"))
             else:
-                questions.append(Question(f"F-{i}", row["question"], (), "", "", "unanswerable"))
+                questions.append(Case(f"F-{i}", row["question"], (), "", "", "unanswerable"))
     return [[q] for q in questions]

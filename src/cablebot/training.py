@@ -32,7 +32,7 @@ import numpy as np
 
 from cablebot.answering import Answer, Citation
 from cablebot.core import Cablebot, Conversation
-from cablebot.evaluation import Question, holds_answer, load_conversations, right_document
+from cablebot.evaluation import Case, holds_answer, load_conversations, right_document
 from cablebot.reading import FEATURES, Candidate, Reader, best_few, candidates
 
 FOLDS = 5
@@ -53,12 +53,12 @@ class Example:
     """One training question (or conversation turn): its candidates' features and labels."""
 
     group: int  # questions of one conversation share a group, so they land in one fold
-    question: Question
+    case: Case
     features: np.ndarray  # (candidates, FEATURES)
     labels: np.ndarray  # (candidates,) 1 = holds a gold answer from the right document
 
 
-def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[Example]:
+def collect(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> list[Example]:
     """Examples for every turn, retrieved and read exactly as `Cablebot.ask` would."""
     examples = []
     for group, turns in enumerate(conversations):
@@ -78,7 +78,7 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[
     return examples
 
 
-def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Question]]) -> list[Example]:
+def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> list[Example]:
     """Examples for each single question asked of one document alone, as over a collection of one (the
     bundled article), for the calibration of answers from one document: an answerable question is asked of
     its own document, one the documents do not answer of the document retrieval finds first for it (a near
@@ -106,7 +106,7 @@ def _matrix(cands: Sequence[Candidate]) -> np.ndarray:
     return np.array([c.features for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
 
 
-def _gold(q: Question) -> Answer:
+def _gold(q: Case) -> Answer:
     """What a conversation remembers of a training turn: its right answer, the sentence that supports it."""
     if not (q.answerable and q.support):
         return Answer(q.question, "", True, (), ())
@@ -140,7 +140,7 @@ def fit_reader(examples: Sequence[Example]) -> Reader:
     for e in examples:
         top = best_few(first.logits(e.features), RIVALS)
         if e.labels[top].any() and not e.labels[top].all():
-            close.append(Example(e.group, e.question, e.features[top], e.labels[top]))
+            close.append(Example(e.group, e.case, e.features[top], e.labels[top]))
     if not close:
         return first
     second, second_bias = fit_weights(close)
@@ -217,7 +217,7 @@ def train(examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequ
     logits, right, alone_logits, alone_right = _held_out_logits(examples, FOLDS, SEED, alone)
     a, b = fit_calibration(logits, right)
     confidence = 1 / (1 + np.exp(-(a * logits + b)))
-    unanswerable = np.array([not e.question.answerable for e in examples])
+    unanswerable = np.array([not e.case.answerable for e in examples])
     threshold = choose_threshold(confidence, unanswerable, max_false)
     one = fit_calibration(alone_logits, alone_right) if len(alone_logits) else None
     return replace(fit_reader(examples), calibration=(a, b), threshold=threshold, alone=one)
@@ -297,7 +297,7 @@ def cross_validate(
             conf, answers = reader.judge(float(lg), alone=True)
             report.alone_confidence.append(conf)
             report.alone_right.append(bool(rt))
-            report.alone_answerable.append(e.question.answerable)
+            report.alone_answerable.append(e.case.answerable)
             report.alone_answered.append(answers)
         logits, right = best_of(test, reader)
         for e, lg, rt in zip(test, logits, right, strict=True):
@@ -305,7 +305,7 @@ def cross_validate(
             answers = conf >= reader.threshold
             report.confidence.append(conf)
             report.right.append(bool(rt))
-            if e.question.answerable:
+            if e.case.answerable:
                 report.answerable += 1
                 report.reachable += bool(e.labels.any())
                 report.picked_right += bool(rt)
