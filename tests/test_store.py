@@ -107,10 +107,15 @@ def test_the_document_store_finds_ids_and_chunk_rows_without_reading_every_recor
     assert files["07MEXICO9"] == ("07MEXICO9", "/x/07MEXICO9", 1, 2, "")
 
 
+def _lexical(tmp_path: Path, rows: list[tuple[int, str]]) -> Lexical:
+    """A BM25 index of `rows` (document row, text), opened as answering opens one."""
+    Lexical.build(tmp_path / "lex", rows)
+    return Lexical(tmp_path / "lex")
+
+
 def test_bm25_in_tantivy_is_the_textbook_formula_and_filters_inside_the_search(tmp_path: Path) -> None:
     rows = [(0, ["border", "guard"]), (0, ["border"] * 3 + ["river"]), (1, ["guard", "river"]), (2, ["coffee"])]
-    Lexical.build(tmp_path / "lex", [(doc, " ".join(words)) for doc, words in rows])
-    lexical = Lexical(tmp_path / "lex")
+    lexical = _lexical(tmp_path, [(doc, " ".join(words)) for doc, words in rows])
     n, avg = 4, sum(len(t) for _, t in rows) / 4
 
     def bm25(term: str, words: list[str]) -> float:
@@ -148,8 +153,7 @@ def test_a_typo_is_respelt_as_the_nearest_word_the_collection_uses_most(tmp_path
         "Presidium members and the resident doctor met in Tapachula.",
         "A word misspelt once in the documents: Tapachala.",
     ]
-    Lexical.build(tmp_path / "lex", [(0, t) for t in texts])
-    lexical = Lexical(tmp_path / "lex")
+    lexical = _lexical(tmp_path, [(0, t) for t in texts])
     listed = dict(line.split() for line in (tmp_path / "lex" / WORDS).read_text().splitlines())
     assert (listed["president"], listed["tapachula"], listed["tapachala"], listed["the"]) == ("2", "2", "1", "6")
     assert lexical.knows("presidential") is False and lexical.knows("presidents") and lexical.knows("the")
@@ -179,8 +183,7 @@ def test_a_typo_is_read_by_the_other_words_of_the_question(tmp_path: Path) -> No
         "Track the money, the minister said.",
         "The truck stop cafe on the highway sells coffee.",
     ]
-    Lexical.build(tmp_path / "lex", [(0, t) for t in texts])
-    lexical = Lexical(tmp_path / "lex")
+    lexical = _lexical(tmp_path, [(0, t) for t in texts])
 
     def english() -> frozenset[str]:
         return frozenset({"what", "is", "the", "called", "who", "did", "say"})
