@@ -64,6 +64,15 @@ def test_design_question_is_answered_verbatim_and_cited(bot) -> None:
     assert len(answer.text) <= 400
 
 
+def test_every_retrieved_sentence_is_also_scored_against_the_question_without_its_names(bot) -> None:
+    _, hits = bot.retrieve(DESIGN_QUESTION)
+    assert hits and all(len(h.relation_scores) == len(h.sentence_scores) for h in hits)
+    # The design question's names ("Mexican") leave what it asks of them, a closer match for other sentences.
+    assert any(h.relation_scores != h.sentence_scores for h in hits)
+    best = max(hits, key=lambda h: max(h.relation_scores))
+    assert "officials" in best.chunk.text
+
+
 def test_unrelated_question_abstains_and_shows_closest_passages(bot) -> None:
     answer = bot.ask("What is the capital of Honduras?")
     assert answer.abstained and answer.citations == ()

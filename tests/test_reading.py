@@ -21,6 +21,7 @@ from cablebot.reading import (
     load_reader,
     plain_question,
     question_kind,
+    without_names,
 )
 from cablebot.retrieval import Hit
 
@@ -144,6 +145,17 @@ def test_a_title_inside_the_name_counts_as_close_to_it() -> None:
 
 def _hit(text: str, rank: int, scores: tuple[float, ...]) -> Hit:
     return Hit(Chunk("doc", 1, 0, len(text), text, "¶1"), max(scores), rank, scores, rank, 0)
+
+
+def test_the_question_without_its_names_keeps_what_it_asks_of_them() -> None:
+    passages = ["Talks on Syria. The Syrian border let Hamas fighters transit to Iraq, said Minister Moallem."]
+    # Written with a capital after a sentence's first word: a name, whatever its case in the question.
+    assert without_names("who does syria let transit to iraq?", passages) == "who does let transit to ?"
+    assert without_names("what did moallem's ministry say?", passages) == "what did ministry say ?"
+    # "Talks" and "The" open sentences and are no names; "border" is never capitalised.
+    assert without_names("what talks on the border?", passages) == "what talks on the border ?"
+    # A question of names alone is searched whole.
+    assert without_names("syria?", passages) == "syria?"
 
 
 def test_every_sentence_is_a_candidate_with_one_value_per_feature() -> None:

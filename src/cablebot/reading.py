@@ -388,6 +388,7 @@ def focus(
 FEATURES = (
     "sentence_cosine",  # the sentence's own dense similarity to the question
     "passage_cosine",  # the passage's (its closest sentence's) dense similarity to the question
+    "relation_cosine",  # the sentence's dense similarity to the question without its names (without_names)
     "passage_rank",  # 1 / fused rank of the passage
     "dense_rank",  # 1 / its rank by vectors alone (0 when not among the candidates)
     "lexical_rank",  # 1 / its rank by BM25 alone (0 when not among the candidates)
@@ -490,6 +491,22 @@ def analyse(
     )
 
 
+# A word written with a capital after the first word of a sentence is a name ("met Foreign Minister Jeremic in
+# Belgrade"), or part of a heading in capitals.
+_MID_SENTENCE = re.compile(r"(?<=[\w,;:)] )[\w'’.-]+")
+
+
+def without_names(question: str, passages: Sequence[str]) -> str:
+    """`question` without the words `passages` write as names: what it asks of them ("who does syria let
+    transit?" -> "who does let transit ?"). Near the whole question, a sentence sharing its names scores high
+    whatever it says of them; near this, the sentence that says what is asked does. The question itself when
+    fewer than two words would be left."""
+    capitalised = (w for p in passages for w in _MID_SENTENCE.findall(p) if w[0].isupper())
+    names = set(terms(" ".join(capitalised)))
+    kept = [w for w in re.findall(r"[\w'’-]+|[^\w\s]", question) if not names.intersection(terms(w))]
+    return " ".join(kept) if sum(any(c.isalpha() for c in w) for w in kept) >= 2 else question
+
+
 def _share(weights: dict[str, float], present: set[str] | frozenset[str]) -> float:
     total = sum(weights.values())
     return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
@@ -539,9 +556,11 @@ def candidates(q: Question, hits: Sequence[Hit], k: int) -> list[Candidate]:
             fits = span is not None
             cause = q.kind == "reason" and bool(_CAUSE.search(sentence))
             pairs = len(q.pairs & set(pairwise(sentence_terms))) / len(q.pairs) if q.pairs else 0.0
+            cosine = hit.sentence_scores[j] if j < len(hit.sentence_scores) else hit.score
             features = (
-                hit.sentence_scores[j] if j < len(hit.sentence_scores) else hit.score,
+                cosine,
                 hit.score,
+                hit.relation_scores[j] if j < len(hit.relation_scores) else cosine,
                 1.0 / hit.rank,
                 1.0 / hit.dense_rank if hit.dense_rank else 0.0,
                 1.0 / hit.lexical_rank if hit.lexical_rank else 0.0,
