@@ -219,8 +219,10 @@ class Cablebot:
         """`where`, narrowed to the cable the question (or the earlier one) names by reference ID, if any."""
         from cablebot.retrieval import Filter
 
+        if where and where.doc:  # already one cable (a filter, or a scope worked out before)
+            return where
         named = self.retriever.named_document(question) or self.retriever.named_document(context)
-        if named and not (where and where.doc):  # a question naming a cable searches that cable
+        if named:  # a question naming a cable searches that cable
             return dataclasses.replace(where or Filter(), doc=named)
         return where
 
