@@ -345,3 +345,17 @@ def test_an_exact_search_split_across_cores_finds_what_one_scan_finds(monkeypatc
             assert np.array_equal(scores, expected_scores)
             assert among is None or np.isin(ids, among).all()
     assert len(split.search(matrix[0], 10_000)[0]) == 9_000  # more asked for than there are
+
+
+def test_the_passages_beside_the_best_join_it(tmp_path: Path, fake_embedder) -> None:
+    from cablebot.retrieval import Retriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    paragraphs = ["Savanna notes", "Weather is mild.", "Zebras graze quietly.", "The herd numbers forty.", "Rain."]
+    (docs / "savanna.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")  # the first line is its title
+    _build(docs, tmp_path / "index", fake_embedder)
+    hits = Retriever(Index.load(tmp_path / "index"), fake_embedder).search("zebras graze", k=1, expand=1)
+    # The best passage, one more of its document in reading order, then the one after the best.
+    assert [h.chunk.text for h in hits] == ["Zebras graze quietly.", "Weather is mild.", "The herd numbers forty."]
+    assert [h.rank for h in hits] == [1, 2, 3]

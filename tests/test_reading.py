@@ -21,9 +21,8 @@ from cablebot.reading import (
     load_reader,
     plain_question,
     question_kind,
-    without_names,
 )
-from cablebot.retrieval import Hit
+from cablebot.retrieval import Hit, without_names
 
 
 @pytest.mark.parametrize(

@@ -231,14 +231,10 @@ class Cablebot:
     ) -> tuple[Question, list[Hit]]:
         """`question` as it is read (the earlier question `context` and its answer `previous` with it), and
         the passages an answer to it is looked for in."""
-        from cablebot.reading import without_names
-
         q = understand(question, self.retriever, context, previous)
         query = f"{q.context_text} {q.text}".strip()
         scope = self.scope(question, context, where)
-        k = self.settings.answer_k
-        hits = self.retriever.search(query, k, scope, expand=EXPAND)
-        return q, self.retriever.rescored(hits, without_names(q.text, [h.chunk.text for h in hits[:k]]))
+        return q, self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND, question=q.text)
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
         """Answer `question` verbatim from the documents `where` allows, or abstain."""

@@ -46,9 +46,10 @@ _NUMBER_WORDS = (
 )
 NUMBER = re.compile(
     # A number may qualify a noun through a hyphen ("a 40-minute meeting"), but is no part of a code ("F-16").
-    r"(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d(?:,?\d)*(?:\.\d+)?(?:\s?-\s?\d(?:,?\d)*(?:\.\d+)?)?(?!\w|-\d)"
-    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand))?"
-    rf"|\b(?:{_NUMBER_WORDS})\b",
+    # Each branch first looks ahead for a character it can start with: twice as fast, over every sentence read.
+    r"(?=[UDER$€£\d])(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d(?:,?\d)*(?:\.\d+)?(?:\s?-\s?\d(?:,?\d)*(?:\.\d+)?)?"
+    r"(?!\w|-\d)(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand))?"
+    rf"|\b(?=[otfsenhdw])(?:{_NUMBER_WORDS})\b",
     re.IGNORECASE,
 )
 _MONTHS = (
@@ -388,7 +389,7 @@ def focus(
 FEATURES = (
     "sentence_cosine",  # the sentence's own dense similarity to the question
     "passage_cosine",  # the passage's (its closest sentence's) dense similarity to the question
-    "relation_cosine",  # the sentence's dense similarity to the question without its names (without_names)
+    "relation_cosine",  # the sentence's dense similarity to the question without its names (Hit.relation_scores)
     "passage_rank",  # 1 / fused rank of the passage
     "dense_rank",  # 1 / its rank by vectors alone (0 when not among the candidates)
     "lexical_rank",  # 1 / its rank by BM25 alone (0 when not among the candidates)
@@ -489,22 +490,6 @@ def analyse(
         max(previous[1].split("…"), key=len).strip(),
         context,
     )
-
-
-# A word written with a capital after the first word of a sentence is a name ("met Foreign Minister Jeremic in
-# Belgrade"), or part of a heading in capitals.
-_MID_SENTENCE = re.compile(r"(?<=[\w,;:)] )[\w'’.-]+")
-
-
-def without_names(question: str, passages: Sequence[str]) -> str:
-    """`question` without the words `passages` write as names: what it asks of them ("who does syria let
-    transit?" -> "who does let transit ?"). Near the whole question, a sentence sharing its names scores high
-    whatever it says of them; near this, the sentence that says what is asked does. The question itself when
-    fewer than two words would be left."""
-    capitalised = (w for p in passages for w in _MID_SENTENCE.findall(p) if w[0].isupper())
-    names = set(terms(" ".join(capitalised)))
-    kept = [w for w in re.findall(r"[\w'’-]+|[^\w\s]", question) if not names.intersection(terms(w))]
-    return " ".join(kept) if sum(any(c.isalpha() for c in w) for w in kept) >= 2 else question
 
 
 def _share(weights: dict[str, float], present: set[str] | frozenset[str]) -> float:

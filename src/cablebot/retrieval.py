@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cablebot.cables import REFERENCE_ID
@@ -96,6 +96,22 @@ def _passing(table: dict[str, np.ndarray], column: str, test: Callable[[str], bo
     return np.array([test(v) for v in table[f"{column}s"].tolist()], dtype=bool)[table[column]]
 
 
+# A word written with a capital after the first word of a sentence is a name ("met Foreign Minister Jeremic in
+# Belgrade"), or part of a heading in capitals.
+_MID_SENTENCE = re.compile(r"(?<=[\w,;:)] )[\w'’.-]+")
+
+
+def without_names(question: str, passages: Sequence[str]) -> str:
+    """`question` without the words `passages` write as names: what it asks of them ("who does syria let
+    transit?" -> "who does let transit ?"). Near the whole question, a sentence sharing its names scores high
+    whatever it says of them; near this, the sentence that says what is asked does. The question itself when
+    fewer than two words would be left."""
+    capitalised = (w for p in passages for w in _MID_SENTENCE.findall(p) if w[0].isupper())
+    names = set(terms(" ".join(capitalised)))
+    kept = [w for w in re.findall(r"[\w'’-]+|[^\w\s]", question) if not names.intersection(terms(w))]
+    return " ".join(kept) if sum(any(c.isalpha() for c in w) for w in kept) >= 2 else question
+
+
 @dataclass(frozen=True)
 class Hit:
     """A retrieved chunk, its rank (1 = best) and its similarity to the question.
@@ -103,7 +119,7 @@ class Hit:
     `score` is the cosine similarity of the chunk's closest sentence;
     `sentence_scores` that of each of its sentences, in reading order;
     `relation_scores` each sentence's similarity to the question without its
-    names (see `Retriever.rescored`).
+    names (`without_names`).
     """
 
     chunk: Chunk
@@ -112,7 +128,6 @@ class Hit:
     sentence_scores: tuple[float, ...] = ()
     dense_rank: int = 0  # rank in the dense (vector) ranking alone; 0 = not among its candidates
     lexical_rank: int = 0  # rank in the BM25 ranking alone; 0 = not among its candidates
-    row: int = -1  # the chunk's row in the index
     relation_scores: tuple[float, ...] = ()
 
 
@@ -128,8 +143,9 @@ class Retriever:
         self.max_weight = math.log(1 + 2 * max(1, len(index.chunks)))
         self._filtered: dict[Filter, tuple[int, np.ndarray, np.ndarray]] = {}
         # BM25 runs on another core while the question is embedded and FAISS searches: tantivy, ONNX Runtime
-        # and FAISS all release the GIL, and over the whole release BM25 and FAISS take tens of ms each.
-        self._lexical_worker = ThreadPoolExecutor(1, thread_name_prefix="cablebot-bm25")
+        # and FAISS all release the GIL, and over the whole release BM25 and FAISS take tens of ms each. Then
+        # the question without its names is embedded there while the passages are gathered.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="cablebot-search")
 
     def term_weight(self, term: str) -> float:
         """Inverse chunk frequency of a term; terms the corpus never uses weigh most of all."""
@@ -166,18 +182,25 @@ class Retriever:
             self._filtered[where] = (int(ok.sum()), rows, np.flatnonzero(ok))
         return self._filtered[where]
 
-    def search(self, query: str, k: int, where: Filter | None = None, expand: int = 0) -> list[Hit]:
+    def search(
+        self, query: str, k: int, where: Filter | None = None, expand: int = 0, question: str = ""
+    ) -> list[Hit]:
         """The `k` best chunks for `query` among the documents `where` allows; scores are cosine similarities.
 
         With `expand`, up to that many more chunks of the document the top hits
-        point at most follow: the answer is often a few paragraphs from the
-        passages that matched the question best.
+        point at most follow, then the chunks either side of each of the top
+        `k`: the answer is often a few paragraphs from the passages that
+        matched the question best, or next to one of them.
+
+        With `question` (the question as read; `query` may add an earlier one
+        of a conversation), each sentence is also scored against it without
+        the names the top `k` passages write (`relation_scores`).
         """
         pool = max(50, 5 * k)
         _, mask, documents = self._allowed(where) if where else (0, None, None)
         if mask is not None and not mask.any():
             return []
-        lexical_search = self._lexical_worker.submit(self.index.lexical.top, terms(query), pool, mask, documents)
+        lexical_search = self._worker.submit(self.index.lexical.top, terms(query), pool, mask, documents)
         vector = self.embedder.embed_query(query)
         dense = self.index.search(vector, pool, mask)
         lexical = lexical_search.result()
@@ -186,35 +209,40 @@ class Retriever:
             for rank, (row, _) in enumerate(ranking, 1):
                 fused[row] = fused.get(row, 0.0) + 1.0 / (self.RRF_K + rank)
         rows = sorted(fused, key=lambda r: -fused[r])[:k]
+        chunks = {r: self.index.chunks[r] for r in rows}
+        relation = None
+        if question and rows:  # one more question vector, embedded while the passages are gathered
+            text = without_names(question, [c.text for c in chunks.values()])
+            relation = self._worker.submit(self.embedder.embed_query, text)
         if expand and rows:  # the document the top passages point at most
             weight: dict[str, float] = {}
             for r in rows:
-                doc_id = self.index.chunks[r].doc_id
+                doc_id = chunks[r].doc_id
                 weight[doc_id] = weight.get(doc_id, 0.0) + fused[r]
             taken = set(rows)
             same_doc = self.index.rows_of(max(weight, key=weight.__getitem__))
             rows += [r for r in same_doc if r not in taken][:expand]
+            taken.update(rows)
+            for r in list(chunks):  # the passages either side of each of the best, within its document
+                beside = self.index.documents.sibling_rows(r)
+                for n in (r - 1, r + 1):
+                    if n in beside and n not in taken:
+                        taken.add(n)
+                        rows.append(n)
+        chunks.update((r, self.index.chunks[r]) for r in rows if r not in chunks)
         sims = self.index.sentence_scores(vector, rows)
         dense_rank = {row: rank for rank, (row, _) in enumerate(dense, 1)}
         lexical_rank = {row: rank for rank, (row, _) in enumerate(lexical, 1)}
+        related = self.index.sentence_scores(relation.result(), rows) if relation else [()] * len(rows)
         return [
             Hit(
-                self.index.chunks[r],
+                chunks[r],
                 float(s.max()) if len(s) else 0.0,
                 rank,
                 tuple(map(float, s)),
                 dense_rank.get(r, 0),
                 lexical_rank.get(r, 0),
-                r,
+                tuple(map(float, t)),
             )
-            for rank, (r, s) in enumerate(zip(rows, sims, strict=True), 1)
+            for rank, (r, s, t) in enumerate(zip(rows, sims, related, strict=True), 1)
         ]
-
-    def rescored(self, hits: list[Hit], text: str) -> list[Hit]:
-        """`hits` with each sentence's similarity to `text` as their `relation_scores`: `text` is the
-        question without its names (`reading.without_names`), which tells a sentence that answers from one
-        that only shares the names. One more question vector (2 ms); the sentence vectors are stored."""
-        if not hits:
-            return hits
-        sims = self.index.sentence_scores(self.embedder.embed_query(text), [h.row for h in hits])
-        return [replace(h, relation_scores=tuple(map(float, s))) for h, s in zip(hits, sims, strict=True)]
