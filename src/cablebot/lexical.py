@@ -274,12 +274,15 @@ class Lexical:
         closest = min(found)[0]
         tied = sorted(f for f in found if f[0] == closest)
         if len(tied) > 1 and context:
-            return max(tied, key=lambda f: self._fit(terms(f[2]), context))[2]
+            # P(term) over all chunks: how far a word with no chunks of its own is pulled, the same for each word.
+            background = {t: self.doc_freq(t) / max(1, self.n_rows) for t in set(context)}
+            return max(tied, key=lambda f: self._fit(terms(f[2]), background))[2]
         return tied[0][2]
 
-    def _fit(self, word_terms: Sequence[str], context: Sequence[str]) -> float:
-        """How likely the word is among the `context` terms, by the chunks that hold it (naive Bayes):
-        log P(word) + the sum of log P(term | word). A stop word is never a typo's likelier reading."""
+    def _fit(self, word_terms: Sequence[str], background: dict[str, float]) -> float:
+        """How likely the word is among the context terms (`background`: each one's share of all chunks), by
+        the chunks that hold it (naive Bayes): log P(word) + the sum of log P(term | word). A stop word is never
+        a typo's likelier reading."""
         import tantivy
 
         def query(*ts: str) -> tantivy.Query:
@@ -291,10 +294,9 @@ class Lexical:
             return -math.inf
         holding = self._searcher.search(query(*word_terms), 1, count=True).count
         fit = math.log(holding + 1)
-        for t in set(context):
+        for t, share in background.items():
             together = self._searcher.search(query(*word_terms, t), 1, count=True).count
-            background = self.doc_freq(t) / max(1, self.n_rows)  # P(term), how far a word with no chunks pulls
-            fit += math.log((together + SMOOTHING * background) / (holding + SMOOTHING))
+            fit += math.log((together + SMOOTHING * share) / (holding + SMOOTHING))
         return fit
 
     def respelt(self, text: str, english: Callable[[], frozenset[str]]) -> str:

@@ -208,23 +208,24 @@ class Retriever:
         for ranking in (dense, lexical):
             for rank, (row, _) in enumerate(ranking, 1):
                 fused[row] = fused.get(row, 0.0) + 1.0 / (self.RRF_K + rank)
-        rows = sorted(fused, key=lambda r: -fused[r])[:k]
-        chunks = {r: self.index.chunks[r] for r in rows}
+        best = sorted(fused, key=lambda r: -fused[r])[:k]
+        chunks = {r: self.index.chunks[r] for r in best}
         relation = None
-        if question and rows:  # one more question vector, embedded while the passages are gathered
+        if question and best:  # one more question vector, embedded while the passages are gathered
             text = without_names(question, [c.text for c in chunks.values()])
             relation = self._worker.submit(self.embedder.embed_query, text)
-        if expand and rows:  # the document the top passages point at most
+        rows = list(best)
+        if expand and best:  # the document the top passages point at most
             weight: dict[str, float] = {}
-            for r in rows:
+            for r in best:
                 doc_id = chunks[r].doc_id
                 weight[doc_id] = weight.get(doc_id, 0.0) + fused[r]
-            taken = set(rows)
+            taken = set(best)
             same_doc = self.index.rows_of(max(weight, key=weight.__getitem__))
             rows += [r for r in same_doc if r not in taken][:expand]
             taken.update(rows)
-            for r in list(chunks):  # the passages either side of each of the best, within its document
-                beside = self.index.documents.sibling_rows(r)
+            for r in best:  # the passages either side of each of the best, within its document
+                beside = self.index.rows_of(chunks[r].doc_id)
                 for n in (r - 1, r + 1):
                     if n in beside and n not in taken:
                         taken.add(n)

@@ -223,11 +223,6 @@ class DocumentStore(Mapping[str, Document]):
         """The chunk rows of the document in record row `row`."""
         return range(int(self.chunk_start[row]), int(self.chunk_start[row + 1]))
 
-    def sibling_rows(self, chunk_row: int) -> range:
-        """The chunk rows of the document that chunk row `chunk_row` is part of (found in the table, without
-        reading the chunk)."""
-        return self.chunk_rows(int(np.searchsorted(self.chunk_start, chunk_row, side="right")) - 1)
-
     def files(self) -> Iterator[tuple[Document, int, int]]:
         """Each document with its file's size and mtime_ns as recorded (one read of each record)."""
         for row in range(len(self.records)):
