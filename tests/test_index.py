@@ -359,3 +359,25 @@ def test_the_passages_beside_the_best_join_it(tmp_path: Path, fake_embedder) -> 
     # The best passage, one more of its document in reading order, then the one after the best.
     assert [h.chunk.text for h in hits] == ["Zebras graze quietly.", "Weather is mild.", "The herd numbers forty."]
     assert [h.rank for h in hits] == [1, 2, 3]
+
+
+def test_the_question_is_embedded_again_without_the_names_it_holds(tmp_path: Path, fake_embedder) -> None:
+    from cablebot.retrieval import Retriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "savanna.txt").write_text("Savanna notes\n\nZebras graze near Lake Nakuru.", encoding="utf-8")
+    _build(docs, tmp_path / "index", fake_embedder)
+    asked: list[str] = []
+    embed = fake_embedder.embed_query
+    fake_embedder.embed_query = lambda text: asked.append(text) or embed(text)
+    retriever = Retriever(Index.load(tmp_path / "index"), fake_embedder)
+    # The passage holding the question's words writes "Nakuru" as a name: the question is also embedded without it.
+    question = "where do zebras graze, by nakuru?"
+    (hit,) = retriever.search(question, k=1, question=question)
+    assert sorted(asked) == ["where do zebras graze , by ?", "where do zebras graze, by nakuru?"]
+    assert hit.relation_scores != hit.sentence_scores
+    # A question naming nothing is its own relation: one vector.
+    asked.clear()
+    (hit,) = retriever.search("where do zebras graze?", k=1, question="where do zebras graze?")
+    assert asked == ["where do zebras graze?"] and hit.relation_scores == hit.sentence_scores

@@ -152,7 +152,7 @@ def test_the_question_without_its_names_keeps_what_it_asks_of_them() -> None:
     assert without_names("who does syria let transit to iraq?", passages) == "who does let transit to ?"
     assert without_names("what did moallem's ministry say?", passages) == "what did ministry say ?"
     # "Talks" and "The" open sentences and are no names; "border" is never capitalised.
-    assert without_names("what talks on the border?", passages) == "what talks on the border ?"
+    assert without_names("what talks on the border?", passages) == "what talks on the border?"
     # A question of names alone is searched whole.
     assert without_names("syria?", passages) == "syria?"
 

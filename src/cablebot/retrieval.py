@@ -105,11 +105,14 @@ def without_names(question: str, passages: Sequence[str]) -> str:
     """`question` without the words `passages` write as names: what it asks of them ("who does syria let
     transit?" -> "who does let transit ?"). Near the whole question, a sentence sharing its names scores high
     whatever it says of them; near this, the sentence that says what is asked does. The question itself when
-    fewer than two words would be left."""
+    it names nothing, or fewer than two words would be left."""
     capitalised = (w for p in passages for w in _MID_SENTENCE.findall(p) if w[0].isupper())
     names = set(terms(" ".join(capitalised)))
-    kept = [w for w in re.findall(r"[\w'’-]+|[^\w\s]", question) if not names.intersection(terms(w))]
-    return " ".join(kept) if sum(any(c.isalpha() for c in w) for w in kept) >= 2 else question
+    words = re.findall(r"[\w'’-]+|[^\w\s]", question)
+    kept = [w for w in words if not names.intersection(terms(w))]
+    if len(kept) == len(words) or sum(any(c.isalpha() for c in w) for w in kept) < 2:
+        return question
+    return " ".join(kept)
 
 
 @dataclass(frozen=True)
