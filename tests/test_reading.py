@@ -44,7 +44,10 @@ from cablebot.retrieval import Hit, without_names
         ("what is qazi hussain's age?", "number"),
         ("what were the two plots of land worth?", "number"),
         ("which banks got the money?", "organization"),
-        ("which group's co-chair is it?", "other"),
+        # Any other "which" chooses among named things, and "called" asks for the name.
+        ("which group's co-chair is it?", "name"),
+        ("which rifle does the army use?", "name"),
+        ("what is the new plan called?", "name"),
         # "what is" a named thing asks for a name when the noun ends the phrase, not when it owns another.
         ("what is lebanon's foreign minister?", "person"),
         ("what is the mayor of tapachula?", "person"),

@@ -99,7 +99,7 @@ _PERSON_NOUNS = (
 _MODIFIERS = (
     r"(?:(?!(?:is|are|was|were|did|does|do|has|had|have|will|would|can|could|should|the|a|an)\b)[\w'’-]+\s+){0,2}"
 )
-NAMED = ("person", "place", "organization")  # the kinds answered by a name
+NAMED = ("person", "place", "organization", "name")  # the kinds answered by a name
 
 
 # Contractions, and the apostrophe-less forms chat types them in, spelled out: "what's the population" asks
@@ -207,7 +207,7 @@ def _named(nouns: str) -> str:
 
 
 def question_kind(question: str) -> str:
-    """number | date | person | place | organization | reason | other: what an answer should contain."""
+    """number | date | person | place | organization | name | reason | other: what an answer should contain."""
     q = question.lower()
     if re.search(
         # "what is (the) (X's) (death) toll"
@@ -233,6 +233,9 @@ def question_kind(question: str) -> str:
         q,
     ):
         return "reason"
+    # "which pipeline ...", "what is his party called?": a choice among named things, or the name itself.
+    if re.search(r"\bwhich\b|\b(?:called|named)\W*$", q):
+        return "name"
     return "other"
 
 
