@@ -16,7 +16,7 @@
 
 The unit embedded is the sentence, not the chunk: a chunk is as close to a
 question as its closest sentence. Short, paraphrased questions find their
-answer sentence more often that way (README.md, Answer quality, has the figures), and the
+answer sentence more often that way (docs/answer-quality.md has the figures), and the
 reader gets each candidate sentence's own similarity at no extra encoding.
 Identical sentences are embedded once.
 

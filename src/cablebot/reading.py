@@ -620,7 +620,7 @@ class Reader:
     from the many plainly unrelated sentences; the second, trained on the
     `rivals` best-scored candidates of each question alone, learns what sets
     the answer apart from near rivals (the right sentence is first 0.72 of the
-    time held out with the first model alone, 0.75 with both; see README).
+    time held out with the first model alone, 0.75 with both; see docs/answer-quality.md).
     """
 
     weights: tuple[float, ...]

@@ -137,7 +137,7 @@ class Hit:
 class Retriever:
     """Hybrid search: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank."""
 
-    RRF_K = 5  # chosen by cross-validation on the training questions (see README, Answer quality)
+    RRF_K = 5  # chosen by cross-validation on the training questions (docs/answer-quality.md)
 
     def __init__(self, index: Index, embedder: Embedder) -> None:
         index.read_by_row()

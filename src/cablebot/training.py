@@ -41,10 +41,10 @@ MAX_FALSE = 0.20  # target share of questions the documents do not answer that g
 UNSURE = 0.6  # below this probability of being right, an answer says it is not sure
 # Inverse regularisation strength of the logistic regression. C 0.01 to 1 cross-validate alike, but the
 # weights of weaker regularisation move more from one training sample to the next, and so do the
-# confidences of a one-document collection, which no training question resembles (README).
+# confidences of a one-document collection, which no training question resembles (docs/answer-quality.md).
 C = 0.01
 # Candidates the second look picks among: 2 to 8 all cross-validated about equally (answer 0.432-0.440
-# against 0.427 without it, abstain the same); 3 put the right sentence first most often (README).
+# against 0.427 without it, abstain the same); 3 put the right sentence first most often (docs/answer-quality.md).
 RIVALS = 3
 
 
