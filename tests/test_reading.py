@@ -145,6 +145,25 @@ def test_a_title_inside_the_name_counts_as_close_to_it() -> None:
     assert untitled < 1.0
 
 
+@pytest.mark.parametrize(
+    ("question", "marked"),
+    [
+        ("how many cbp officers are on the us border?", "30,000"),
+        ("how long is the us-mexico border?", "1,926"),
+        ("how long is the mexican border with guatemala?", "577"),
+    ],
+)
+def test_a_number_with_a_thousands_separator_keeps_the_words_after_it(question: str, marked: str) -> None:
+    # The comma inside "30,000" ends no clause: the words after the number are what it counts.
+    sentence = (
+        "While there are 30,000 U.S. CBP officers on the 1,926 mile Mexican/U.S. border, only 125 Mexican "
+        "immigration officials monitor the 577 mile border with Guatemala."
+    )
+    qterms = set(analyse(question, lambda t: 1.0, 1.0).weights)
+    span, _ = focus("number", sentence, question, qterms)
+    assert sentence[span[0] : span[1]] == marked
+
+
 def _hit(text: str, rank: int, scores: tuple[float, ...]) -> Hit:
     return Hit(Chunk("doc", 1, 0, len(text), text, "¶1"), max(scores), rank, scores, rank, 0)
 

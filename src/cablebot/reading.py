@@ -353,9 +353,14 @@ def _within(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
     return any(x <= a and b <= y for x, y in spans)
 
 
+# Where a clause ends: a comma (not one between digits: "30,000", "March 11, 2004"), semicolon, colon,
+# dash or bracket.
+_CLAUSE_END = re.compile(r"(?:(?<!\d),|,(?!\s?\d)|[;:—–()])\s*|\s-{1,2}\s")
+
+
 def _clause(sentence: str, pos: int) -> tuple[int, int]:
     """The clause around `pos`: between commas, semicolons, colons, dashes or list markers."""
-    cuts = [0] + [m.end() for m in re.finditer(r"[,;:—–()]\s*|\s-{1,2}\s", sentence)] + [len(sentence)]
+    cuts = [0] + [m.end() for m in _CLAUSE_END.finditer(sentence)] + [len(sentence)]
     return max(c for c in cuts if c <= pos), min((c for c in cuts if c > pos), default=len(sentence))
 
 
