@@ -358,10 +358,14 @@ def _within(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
 _CLAUSE_END = re.compile(r"(?:(?<!\d),|,(?!\s?\d)|[;:—–()])\s*|\s-{1,2}\s")
 
 
-def _clause(sentence: str, pos: int) -> tuple[int, int]:
-    """The clause around `pos`: between commas, semicolons, colons, dashes or list markers."""
-    cuts = [0] + [m.end() for m in _CLAUSE_END.finditer(sentence)] + [len(sentence)]
-    return max(c for c in cuts if c <= pos), min((c for c in cuts if c > pos), default=len(sentence))
+def _clause_cuts(sentence: str) -> list[int]:
+    """Where the clauses of `sentence` begin, and its end."""
+    return [0] + [m.end() for m in _CLAUSE_END.finditer(sentence)] + [len(sentence)]
+
+
+def _clause(cuts: list[int], pos: int) -> tuple[int, int]:
+    """The clause around `pos`, between two of a sentence's `_clause_cuts`."""
+    return max(c for c in cuts if c <= pos), min((c for c in cuts if c > pos), default=cuts[-1])
 
 
 def focus(
@@ -373,19 +377,20 @@ def focus(
     follow-up ("and how long is that border?") asks about its own clause.
     """
     best, best_score = None, -1.0
-    anchor_clause = _clause(sentence, anchor[0]) if anchor else None
+    cuts = _clause_cuts(sentence)  # once a sentence, not once a span
+    anchor_clause = _clause(cuts, anchor[0]) if anchor else None
     for a, b in candidate_spans(kind, sentence, question):
         if anchor and (a, b) == anchor:
             continue
         # Question words right after the span ("125 Mexican immigration officials") count most.
-        start, end = _clause(sentence, a)
+        start, end = _clause(cuts, a)
         after = terms(sentence[b : max(b, end)])[:6]
         before = terms(sentence[start:a])[-4:]
         score = sum(2 / (1 + i) for i, t in enumerate(after) if t in qterms)
         # A title inside a name ("Foreign Minister Vuk Jeremic") is as close as words can be.
         score += 2 * len(qterms.intersection(terms(sentence[a:b])))
         score += sum(1 / (1 + i) for i, t in enumerate(reversed(before)) if t in qterms) - 0.001 * a
-        if anchor_clause and _clause(sentence, a) == anchor_clause:
+        if anchor_clause and (start, end) == anchor_clause:
             score += 3
         if score > best_score:
             best, best_score = (a, b), score
