@@ -148,6 +148,25 @@ def test_a_title_inside_the_name_counts_as_close_to_it() -> None:
 @pytest.mark.parametrize(
     ("question", "marked"),
     [
+        ("who did netanyahu meet in moscow?", "President Medvedev"),
+        ("who did benjamin netanyahu meet?", "President Medvedev"),
+        ("who did medvedev meet?", "PM Netanyahu"),
+    ],
+)
+def test_the_person_the_question_names_is_not_marked_as_the_answer(question: str, marked: str) -> None:
+    sentence = "In his first visit to Russia, PM Netanyahu met with President Medvedev in Moscow."
+    qterms = set(analyse(question, lambda t: 1.0, 1.0).weights)
+    span, _ = focus("person", sentence, question, qterms, mark=True)
+    assert sentence[span[0] : span[1]] == marked
+    # As a feature the sentence still fits the question through the person it names (the reader learned
+    # that as relevance), so without `mark` that person is a candidate span.
+    spans = [sentence[a:b] for a, b in candidate_spans("person", sentence, question)]
+    assert spans == ["PM Netanyahu", "President Medvedev"]
+
+
+@pytest.mark.parametrize(
+    ("question", "marked"),
+    [
         ("how many cbp officers are on the us border?", "30,000"),
         ("how long is the us-mexico border?", "1,926"),
         ("how long is the mexican border with guatemala?", "577"),

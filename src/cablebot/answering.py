@@ -190,7 +190,7 @@ def choose_answer(
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)
     quote = best.text
     anchor = previous.emphasis if previous and previous.text == quote else None
-    span, _ = focus(q.kind, quote, q.text, set(q.weights), anchor)
+    span, _ = focus(q.kind, quote, q.text, set(q.weights), anchor, mark=True)
     text, emphasis = excerpt(quote, span, max_chars)
     if not re.search(r"\w", text):  # an answer quotes at least one word of the source, or it is none
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)

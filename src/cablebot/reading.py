@@ -301,8 +301,14 @@ _COMMON_STARTS = frozenset(
 )
 
 
-def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, int]]:
-    """Spans of `sentence` that could be the answer of this kind and are not already in the question."""
+def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False) -> list[tuple[int, int]]:
+    """Spans of `sentence` that could be the answer of this kind and are not already in the question.
+
+    With `mark` (the span shown as the answer), a person the question names under a title or first name
+    ("PM Netanyahu" for "who did netanyahu meet?") is no answer either. Read as a feature, a sentence that
+    names them still fits the question: the reader learned that as a sign of relevance.
+    """
+    asked = set(terms(question))
     if kind == "number":
         spans = [m.span() for m in NUMBER.finditer(sentence)]
         if spans:  # only a sentence holding numbers needs its dates told apart from them
@@ -328,13 +334,14 @@ def candidate_spans(kind: str, sentence: str, question: str) -> list[tuple[int, 
                 continue  # a place is "in Cuernavaca", "near Magd", "to France"
             if kind == "person" and " " not in name.strip() and not _TITLE_CUE.search(before):
                 continue  # a person has a full name ("Crispus Kiyonga") or a title ("Minister Kiyonga")
+            if mark and kind == "person" and asked.intersection(terms(name.split()[-1])):
+                continue
             end = m.end()
             if name.endswith(".") and not re.search(r"(?:\b[A-Z]\.)+$", name):
                 end -= 1  # the sentence's full stop, not part of "France" (initials like "U.S." keep theirs)
             spans.append((start, end))
     else:
         return []
-    asked = set(terms(question))
     return [(a, b) for a, b in spans if not set(terms(sentence[a:b])) <= asked]
 
 
@@ -369,17 +376,23 @@ def _clause(cuts: list[int], pos: int) -> tuple[int, int]:
 
 
 def focus(
-    kind: str, sentence: str, question: str, qterms: set[str], anchor: tuple[int, int] | None = None
+    kind: str,
+    sentence: str,
+    question: str,
+    qterms: set[str],
+    anchor: tuple[int, int] | None = None,
+    mark: bool = False,
 ) -> tuple[tuple[int, int] | None, float]:
     """The candidate span whose neighbourhood shares most words with the question, and that closeness.
 
     `anchor` is the previous answer's key span in this same sentence: a
     follow-up ("and how long is that border?") asks about its own clause.
+    `mark`: the span is the one shown as the answer (see `candidate_spans`).
     """
     best, best_score = None, -1.0
     cuts = _clause_cuts(sentence)  # once a sentence, not once a span
     anchor_clause = _clause(cuts, anchor[0]) if anchor else None
-    for a, b in candidate_spans(kind, sentence, question):
+    for a, b in candidate_spans(kind, sentence, question, mark):
         if anchor and (a, b) == anchor:
             continue
         # Question words right after the span ("125 Mexican immigration officials") count most.
