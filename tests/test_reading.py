@@ -271,6 +271,17 @@ def test_a_number_joined_to_its_unit_by_a_hyphen_is_a_measure_and_a_code_is_no_n
     assert measures("Between 350-400 shipments cross each day.") == ["350-400"]
 
 
+def test_how_much_asks_for_an_amount_not_a_count() -> None:
+    amounts = _spans("number", "how much did the deal cost?")
+    counts = _spans("number", "how many trucks were there?")
+    sentence = "The three contracts, for 40 trucks, cost $95 million, 2 million euros and 12 percent of it."
+
+    assert amounts(sentence) == ["$95 million", "2 million", "12 percent"]
+    assert counts(sentence) == ["three", "40", "$95 million", "2 million", "12 percent"]
+    # With no amount in the sentence, its numbers are still what the question could be asking for.
+    assert amounts("Of more than ten seizures, none were prosecuted.") == ["ten"]
+
+
 def test_the_day_of_a_date_is_no_quantity() -> None:
     amounts = _spans("number", "what price did magna pay?")
 

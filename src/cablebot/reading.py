@@ -316,6 +316,8 @@ def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False)
             spans = [(a, b) for a, b in spans if not _within(a, b, dates)]
         if re.search(r"\bhow (long|far|high|old|fast|soon)\b", question, re.IGNORECASE):  # a measure: needs a unit
             spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
+        elif re.search(r"\bhow much\b", question, re.IGNORECASE):  # an amount, not a count
+            spans = [(a, b) for a, b in spans if _amount(sentence, a, b)] or spans
     elif kind == "date":
         spans = [m.span() for m in DATE.finditer(sentence)]
     elif kind in NAMED:
@@ -343,6 +345,24 @@ def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False)
     else:
         return []
     return [(a, b) for a, b in spans if not set(terms(sentence[a:b])) <= asked]
+
+
+_CURRENCY = re.compile(
+    r"\s?(euros?|dollars?|riyals?|rials?|rupees?|yen|pounds?|dinars?|dirhams?|rubles?|roubles?|yuan|pesos?"
+    r"|francs?|USD|EUR|AED|GBP)\b",
+    re.IGNORECASE,
+)
+# A currency before the number, or a share or magnitude after it (NUMBER's own prefixes and suffixes).
+_MONEY_OR_SHARE = re.compile(
+    r"(?:US\$|USD|\$|DM|€|£|EUR|Rs).*|.*(?:%|percent|per cent|million|billion|trillion)", re.IGNORECASE
+)
+
+
+def _amount(sentence: str, a: int, b: int) -> bool:
+    """The number at a:b is money, a share or a measure ("$95 million", "33.8 percent", "40-50 tons")."""
+    return bool(
+        _MONEY_OR_SHARE.fullmatch(sentence, a, b) or _UNIT.match(sentence, b) or _CURRENCY.match(sentence, b)
+    )
 
 
 def _date_parts(sentence: str) -> list[tuple[int, int]]:
