@@ -44,11 +44,13 @@ _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty"
     r"|hundred|thousand|dozen|dozens|hundreds|thousands|twice|half"
 )
+_CURRENCY_SIGN = r"US\$|USD|\$|DM|€|£|EUR|Rs\.?"
+_SHARE_OR_MAGNITUDE = r"%|percent|per cent|million|billion|trillion"
 NUMBER = re.compile(
     # A number may qualify a noun through a hyphen ("a 40-minute meeting"), but is no part of a code ("F-16").
     # Each branch first looks ahead for a character it can start with: twice as fast, over every sentence read.
-    r"(?=[UDER$€£\d])(?:(?:US\$|USD|\$|DM|€|£|EUR|Rs\.?)\s?)?(?<![\w-])\d(?:,?\d)*(?:\.\d+)?(?:\s?-\s?\d(?:,?\d)*(?:\.\d+)?)?"
-    r"(?!\w|-\d)(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand))?"
+    rf"(?=[UDER$€£\d])(?:(?:{_CURRENCY_SIGN})\s?)?(?<![\w-])\d(?:,?\d)*(?:\.\d+)?(?:\s?-\s?\d(?:,?\d)*(?:\.\d+)?)?"
+    rf"(?!\w|-\d)(?:\s?(?:{_SHARE_OR_MAGNITUDE}|thousand))?"
     rf"|\b(?=[otfsenhdw])(?:{_NUMBER_WORDS})\b",
     re.IGNORECASE,
 )
@@ -352,10 +354,8 @@ _CURRENCY = re.compile(
     r"|francs?|USD|EUR|AED|GBP)\b",
     re.IGNORECASE,
 )
-# A currency before the number, or a share or magnitude after it (NUMBER's own prefixes and suffixes).
-_MONEY_OR_SHARE = re.compile(
-    r"(?:US\$|USD|\$|DM|€|£|EUR|Rs).*|.*(?:%|percent|per cent|million|billion|trillion)", re.IGNORECASE
-)
+# A currency before the number, or a share or magnitude after it (not "thousand": "5 thousand troops").
+_MONEY_OR_SHARE = re.compile(rf"(?:{_CURRENCY_SIGN}).*|.*(?:{_SHARE_OR_MAGNITUDE})", re.IGNORECASE)
 
 
 def _amount(sentence: str, a: int, b: int) -> bool:
