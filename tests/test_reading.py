@@ -349,3 +349,25 @@ def test_one_document_has_its_own_calibration_but_the_same_line_between_answerin
     plain = Reader((0.0,) * n, 0.0, (1.0, 0.0), 0.5, 0.6)
     assert plain.judge(0.3, alone=True) == plain.judge(0.3)  # no calibration of its own: the usual one
     assert Reader.from_json(plain.to_json()) == plain
+
+
+@pytest.mark.parametrize(("runner_up", "order"), [(0.52, ["A", "B"]), (0.6, ["B", "A"])])
+def test_listed_passages_weigh_their_best_sentence_by_their_retrieval_rank(
+    runner_up: float, order: list[str]
+) -> None:
+    from cablebot.answering import choose_answer
+
+    def hit(name: str, rank: int, cosine: float) -> Hit:
+        text = f"Passage {name} says something."
+        return Hit(Chunk(name, 1, 0, len(text), text, "¶1"), cosine, rank, (cosine,), rank, rank)
+
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("sentence_cosine")] = 10.0
+    reader = Reader(tuple(weights), 0.0, (1.0, 0.0), 0.5, 0.6)
+    question = analyse("what does it say?", lambda t: 1.0, 5.0)
+    hits = [hit("A", 1, 0.5), hit("B", 2, runner_up), hit("C", 3, 0.9)]
+    answer = choose_answer(question.text, question, hits, {}, reader, 8, 400)
+    # C holds the answer and comes first; then A's score 5.0 at rank 1 against B's 5.2 or 6.0 at rank 2,
+    # less log 2 (0.69): 4.5 or 5.3.
+    assert [h.chunk.doc_id for h in answer.hits] == ["C", *order]
+    assert [h.rank for h in answer.hits] == [1, 2, 3]
