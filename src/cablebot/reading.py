@@ -285,6 +285,8 @@ _UNIT = re.compile(
     r"|millisecond|ton)",
     re.IGNORECASE,
 )
+_MEASURE_QUESTION = re.compile(r"\bhow (long|far|high|old|fast|soon)\b", re.IGNORECASE)
+_AMOUNT_QUESTION = re.compile(r"\bhow much\b", re.IGNORECASE)
 _SPEECH = re.compile(r"\b(say|said|says|tell|told|think|thinks|describe|call)\b", re.IGNORECASE)
 _SPEECH_VERBS = re.compile(
     r"\b(said|says|told|confirmed|stated|noted|argued|claimed|complained|warned|reported|explained|described"
@@ -313,13 +315,13 @@ def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False)
     asked = set(terms(question))
     if kind == "number":
         spans = [m.span() for m in NUMBER.finditer(sentence)]
-        if spans:  # only a sentence holding numbers needs its dates told apart from them
+        if spans:  # only a sentence holding numbers needs its dates, measures and amounts told apart
             dates = _date_parts(sentence)
             spans = [(a, b) for a, b in spans if not _within(a, b, dates)]
-        if re.search(r"\bhow (long|far|high|old|fast|soon)\b", question, re.IGNORECASE):  # a measure: needs a unit
-            spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
-        elif re.search(r"\bhow much\b", question, re.IGNORECASE):  # an amount, not a count
-            spans = [(a, b) for a, b in spans if _amount(sentence, a, b)] or spans
+            if _MEASURE_QUESTION.search(question):  # a measure: needs a unit
+                spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
+            elif _AMOUNT_QUESTION.search(question):  # an amount, not a count
+                spans = [(a, b) for a, b in spans if _amount(sentence, a, b)] or spans
     elif kind == "date":
         spans = [m.span() for m in DATE.finditer(sentence)]
     elif kind in NAMED:
