@@ -13,7 +13,7 @@ from cablebot.evaluation import load_conversations
 from cablebot.feedback import load_feedback, record
 from cablebot.reading import FEATURES, Reader
 from cablebot.retrieval import Filter
-from cablebot.training import best_of, collect, collect_alone, cross_validate, train
+from cablebot.training import best_of, collect, collect_alone, cross_validate, run, train
 
 FACTS = {
     "harbour": "The harbour of Port Elin handles 40 ships a week. Its director, Maria Vance, took office in 2007. "
@@ -122,6 +122,24 @@ def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Ca
     assert all(0.0 <= c <= 1.0 for c in report.confidence)
     assert "asked of one document alone (answerable ones of their own): n=12+3 answer=" in "\n".join(lines)
     assert len(report.alone_confidence) == len(alone)
+
+
+def test_training_over_several_fold_seeds_reports_each_and_their_mean(
+    small_bot: Cablebot, slice_file: Path, tmp_path: Path
+) -> None:
+    said: list[str] = []
+    out = tmp_path / "reader.json"
+    run(small_bot, [slice_file], out, say=said.append, seeds=3)
+    seeds = [line for line in said if line.startswith("fold seed ")]
+    assert [line.split(":")[0] for line in seeds] == ["fold seed 13", "fold seed 14", "fold seed 15"]
+    answers = [float(line.split("answer=")[1].split()[0]) for line in seeds]
+    mean = next(line for line in said if line.startswith("mean of 3 fold seeds: "))
+    assert float(mean.split("answer=")[1].split()[0]) == pytest.approx(sum(answers) / 3, abs=0.0006)
+    # The first seed's figures are those of the single cross-validation printed above them.
+    assert said[1].split("answer=")[1].split()[0] == seeds[0].split("answer=")[1].split()[0]
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["questions"] == len(QUESTIONS) + len(UNANSWERABLE) + 2
+    assert data["packages"]["numpy"][0].isdigit()  # the versions the weights were fitted with
 
 
 def test_an_answer_from_one_document_reports_that_calibration(small_bot: Cablebot) -> None:

@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         "--feedback", type=Path, action="append", default=[], metavar="FILE",
         help="also learn from 👍/👎 verdicts recorded in FILE (see [feedback] in config.toml)",
     )  # fmt: skip
+    tr.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="cross-validate over N assignments of questions to folds and print each and their mean (default 1)",
+    )  # fmt: skip
 
     index = sub.add_parser(
         "index",
@@ -319,8 +323,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         import sklearn  # noqa: F401 - fitting needs it; answering only reads the JSON it writes
     except ImportError as e:
         raise CablebotError("cablebot train needs scikit-learn: pip install -e '.[train]'") from e
+    if args.seeds < 1:
+        raise CablebotError(f"--seeds must be at least 1, not {args.seeds}")
     bot = _bot(args, reader=Reader.untrained())
-    run(bot, args.questions, args.out or MODEL_PATH, args.feedback, say=_warn)
+    run(bot, args.questions, args.out or MODEL_PATH, args.feedback, say=_warn, seeds=args.seeds)
     return 0
 
 

@@ -211,10 +211,12 @@ def _held_out_logits(
     return logits, right, alone_logits, alone_right
 
 
-def train(examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = ()) -> Reader:
-    """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds, and
-    a calibration of its own for `alone` (questions asked of one document), if given."""
-    logits, right, alone_logits, alone_right = _held_out_logits(examples, FOLDS, SEED, alone)
+def train(
+    examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = (), seed: int = SEED
+) -> Reader:
+    """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds
+    (assigned by `seed`), and a calibration of its own for `alone` (questions asked of one document), if given."""
+    logits, right, alone_logits, alone_right = _held_out_logits(examples, FOLDS, seed, alone)
     a, b = fit_calibration(logits, right)
     confidence = 1 / (1 + np.exp(-(a * logits + b)))
     unanswerable = np.array([not e.case.answerable for e in examples])
@@ -244,11 +246,21 @@ class Report:
     alone_answerable: list[bool] = field(default_factory=list)
     alone_answered: list[bool] = field(default_factory=list)
 
+    def figures(self) -> tuple[float, float, float]:
+        """answer, abstain, false_abstain."""
+        n, u = max(self.answerable, 1), max(self.unanswerable, 1)
+        return self.answered_right / n, self.abstained_right / u, self.false_abstained / n
+
+    def furthest_decile(self) -> float:
+        """How far the furthest confidence decile's share of right answers is from its mean confidence."""
+        conf, right = np.array(self.confidence), np.array(self.right, dtype=bool)
+        gaps = [abs(conf[sel].mean() - right[sel].mean()) for _, sel in _decile_masks(conf)]
+        return max(gaps, default=0.0)
+
     def lines(self) -> list[str]:
         n, u = self.answerable, self.unanswerable
         out = [
-            f"cross-validated ({FOLDS} folds): n={n}+{u} answer={self.answered_right / max(n, 1):.3f} "
-            f"abstain={self.abstained_right / max(u, 1):.3f} false_abstain={self.false_abstained / max(n, 1):.3f}",
+            f"cross-validated ({FOLDS} folds): n={n}+{u} {_figures(*self.figures())}",
             # Where answers are lost: retrieval (not among the candidates), choice (not picked), abstention.
             f"answerable, held out: the right sentence among the candidates {self.reachable / max(n, 1):.3f}, "
             f"picked {self.picked_right / max(n, 1):.3f}, answered {self.answered_right / max(n, 1):.3f}",
@@ -267,31 +279,41 @@ class Report:
         return out
 
 
+def _figures(answer: float, abstain: float, false_abstain: float) -> str:
+    return f"answer={answer:.3f} abstain={abstain:.3f} false_abstain={false_abstain:.3f}"
+
+
 def _rate(hits: np.ndarray) -> str:
     return f"{hits.mean() if len(hits) else 0.0:.3f}"
 
 
+def _decile_masks(conf: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """The lower bound and members of each of [0, 0.1), [0.1, 0.2), ... [0.9, 1.0] that holds any confidence."""
+    masks = [
+        (lo, (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)) for lo in np.arange(0.0, 1.0, 0.1)
+    ]
+    return [(lo, m) for lo, m in masks if m.any()]
+
+
 def _deciles(confidence: list[float], right: list[bool]) -> list[str]:
-    out = []
     conf, rt = np.array(confidence), np.array(right, dtype=bool)
-    for lo in np.arange(0.0, 1.0, 0.1):
-        sel = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
-        if sel.any():
-            share = f"{conf[sel].mean():.3f}  {rt[sel].mean():.3f}"
-            out.append(f"  [{lo:.1f}, {lo + 0.1:.1f}): {int(sel.sum()):4d}  {share}")
-    return out
+    return [
+        f"  [{lo:.1f}, {lo + 0.1:.1f}): {int(sel.sum()):4d}  {conf[sel].mean():.3f}  {rt[sel].mean():.3f}"
+        for lo, sel in _decile_masks(conf)
+    ]
 
 
 def cross_validate(
-    examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = ()
+    examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = (), seed: int = SEED
 ) -> Report:
-    """Nested: each outer fold is scored by a reader (weights, calibrations, threshold) trained without it."""
-    fold_of = _folds(examples, FOLDS, SEED + 1)
+    """Nested: each outer fold is scored by a reader (weights, calibrations, threshold) trained without it.
+    `seed` assigns the questions to folds, outer and inner."""
+    fold_of = _folds(examples, FOLDS, seed + 1)
     report = Report()
     for f in range(FOLDS):
         train_set = [e for e in examples if fold_of[e.group] != f]
         test = [e for e in examples if fold_of[e.group] == f]
-        reader = train(train_set, max_false, alone)
+        reader = train(train_set, max_false, alone, seed)
         held_out = [e for e in alone if fold_of.get(e.group) == f]
         for e, lg, rt in zip(held_out, *best_of(held_out, reader), strict=True):
             conf, answers = reader.judge(float(lg), alone=True)
@@ -317,14 +339,36 @@ def cross_validate(
     return report
 
 
+# What retrieval and fitting depend on: the same questions give slightly different weights under other versions
+# of these (the 734 training questions moved the threshold from 0.469 to 0.465 between two days' installs).
+_PACKAGES = ("numpy", "scikit-learn", "sentence-transformers", "transformers", "torch", "faiss-cpu", "tantivy")
+
+
+def _versions() -> dict[str, str]:
+    """The installed versions of _PACKAGES, recorded beside the weights fitted with them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def run(
     bot: Cablebot,
     paths: Sequence[Path],
     out: Path,
     feedback: Sequence[Path] = (),
     say: Callable[[str], None] = print,
+    seeds: int = 1,
 ) -> Reader:
-    """Collect examples from `paths` (and feedback files), cross-validate, train on all, write to `out`."""
+    """Collect examples from `paths` (and feedback files), cross-validate, train on all, write to `out`.
+
+    With `seeds` > 1, cross-validation is repeated over that many assignments of questions to folds: one
+    split's figures move by about 0.01, as much as many a change measured against them."""
     from cablebot.feedback import load_feedback
 
     conversations = [c for p in paths for c in load_conversations(p)]
@@ -332,10 +376,20 @@ def run(
     say(f"reading {sum(len(c) for c in conversations)} training questions…")
     examples = collect(bot, conversations)
     alone = collect_alone(bot, conversations)
-    for line in cross_validate(examples, alone=alone).lines():
+    reports = [cross_validate(examples, alone=alone, seed=seed) for seed in range(SEED, SEED + max(seeds, 1))]
+    for line in reports[0].lines():
         say(line)
+    if len(reports) > 1:
+        for seed, report in enumerate(reports, SEED):
+            worst = report.furthest_decile()
+            say(f"fold seed {seed}: {_figures(*report.figures())} furthest calibration decile {worst:.3f}")
+        say(f"mean of {len(reports)} fold seeds: {_figures(*np.mean([r.figures() for r in reports], axis=0))}")
     reader = train(examples, alone=alone)
-    data = reader.to_json() | {"trained_on": [p.name for p in (*paths, *feedback)], "questions": len(examples)}
+    data = reader.to_json() | {
+        "trained_on": [p.name for p in (*paths, *feedback)],
+        "questions": len(examples),
+        "packages": _versions(),
+    }
     out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     say(
         f"wrote {out}: abstains below confidence {reader.threshold:.3f} (on held-out folds, at most "
