@@ -214,6 +214,21 @@ def test_every_sentence_is_a_candidate_with_one_value_per_feature() -> None:
     assert dict(zip(FEATURES, found[1].features, strict=True))["sentence_cosine_vs_best"] == pytest.approx(-0.4)
 
 
+def test_a_sentence_is_scored_the_same_whether_or_not_a_heading_shouts_beside_it() -> None:
+    """Cables carry subject lines and headings in capitals, an article none: a sentence compared with the
+    most-capitalised candidate read about 0.7 logits more likely in a cable than the same sentence in the
+    article, so the bundled article's right answers came out unsure."""
+    q = analyse("how many officials guard the border?", lambda t: 2.0, 5.0)
+    answer = _hit("Only 125 officials guard the border.", 1, (0.8,))
+    plain = _hit("The border is long.", 2, (0.4,))
+    shouting = _hit("BORDER SECURITY IN CHIAPAS", 2, (0.4,))
+    reader = load_reader()
+    beside_plain = candidates(q, [answer, plain], k=8)[0]
+    beside_heading = candidates(q, [answer, shouting], k=8)[0]
+    assert beside_plain.features == beside_heading.features
+    assert reader.logits([beside_plain.features]) == reader.logits([beside_heading.features])
+
+
 def test_the_shipped_model_matches_the_features_and_is_plain_json() -> None:
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     assert data["features"] == list(FEATURES) and len(data["weights"]) == len(FEATURES)

@@ -475,8 +475,10 @@ FEATURES = (
 # 0.431 + 0.805, five fold seeds).
 FRAGMENT = 60
 # Features also given relative to the best value among the question's candidates: a pointwise
-# model then sees how a sentence compares with its rivals, not only how good it is on its own.
-RELATIVE = tuple(name for name in FEATURES if not name.startswith("kind_"))
+# model then sees how a sentence compares with its rivals, not only how good it is on its own. Not the share of
+# capitals: its best is a cable's subject line or heading, which an article lacks, so the same sentence scored
+# about 0.7 logits lower in an article than in a cable (docs/answer-quality.md).
+RELATIVE = tuple(name for name in FEATURES if not name.startswith("kind_") and name != "capitals")
 FEATURES = (*FEATURES, *(f"{name}_vs_best" for name in RELATIVE))
 _RELATIVE_COLUMNS = [FEATURES.index(name) for name in RELATIVE]
 
