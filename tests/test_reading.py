@@ -293,8 +293,10 @@ def test_how_much_asks_for_an_amount_not_a_count() -> None:
 
     assert amounts(sentence) == ["$95 million", "2 million", "12 percent"]
     assert counts(sentence) == ["three", "40", "$95 million", "2 million", "12 percent"]
-    # With no amount in the sentence, its numbers are still what the question could be asking for.
-    assert amounts("Of more than ten seizures, none were prosecuted.") == ["ten"]
+    # A count is no amount: a sentence holding only counts holds nothing "how much" asks for.
+    assert amounts("Of more than ten seizures, none were prosecuted.") == []
+    assert counts("Of more than ten seizures, none were prosecuted.") == ["ten"]
+    assert amounts("The drugs weighed 40 kilograms.") == ["40"]
 
 
 def test_the_day_of_a_date_is_no_quantity() -> None:

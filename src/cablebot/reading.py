@@ -281,8 +281,8 @@ _CAUSE = re.compile(
     re.IGNORECASE,
 )
 _UNIT = re.compile(
-    r"\s?-?(mile|kilomet|km|meter|metre|centimet|feet|foot|yard|inch|day|week|month|year|hour|minute|second"
-    r"|millisecond|ton)",
+    r"\s?-?(mile|kilo|km|kg|meter|metre|centimet|gram|feet|foot|yard|inch|acre|hectare|square|cubic|barrel|liter"
+    r"|litre|gallon|megawatt|day|week|month|year|hour|minute|second|millisecond|ton)",
     re.IGNORECASE,
 )
 _MEASURE_QUESTION = re.compile(r"\bhow (long|far|high|old|fast|soon)\b", re.IGNORECASE)
@@ -321,7 +321,7 @@ def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False)
             if _MEASURE_QUESTION.search(question):  # a measure: needs a unit
                 spans = [(a, b) for a, b in spans if _UNIT.match(sentence, b)] or spans
             elif _AMOUNT_QUESTION.search(question):  # an amount, not a count
-                spans = [(a, b) for a, b in spans if _amount(sentence, a, b)] or spans
+                spans = [(a, b) for a, b in spans if _amount(sentence, a, b)]
     elif kind == "date":
         spans = [m.span() for m in DATE.finditer(sentence)]
     elif kind in NAMED:
