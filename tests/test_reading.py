@@ -264,6 +264,24 @@ def _spans(kind: str, question: str) -> Callable[[str], list[str]]:
     return lambda sentence: [sentence[a:b] for a, b in candidate_spans(kind, sentence, question)]
 
 
+def test_a_person_is_no_organisation() -> None:
+    people = _spans("person", "who commands the troops?")
+
+    assert people(
+        "The Commander of the U.S. Africa Command, General William Ward, met President Amadou Toure."
+    ) == [
+        "General William Ward",
+        "President Amadou Toure",
+    ]
+    # After the organisation, the person it names: the Bank's governor.
+    assert people("Bank of England Governor Mervyn King spoke.") == ["England Governor Mervyn King"]
+    assert people("The Social Democrats lead the Christian Democrats in all polls.") == []
+    # An organisation asked for is still one.
+    assert _spans("organization", "which party leads?")("The Social Democrats lead in all polls.") == [
+        "Social Democrats"
+    ]
+
+
 def test_a_name_at_the_end_of_a_sentence_leaves_the_full_stop() -> None:
     places = _spans("place", "where did he fly?")
 

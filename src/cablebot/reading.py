@@ -299,6 +299,25 @@ _TITLE_CUE = re.compile(
     r"Director|Chairman|Secretary|Judge|Colonel|Col|Captain|Commissioner|Mayor|spokesman|MP|PM|FM|leader|"
     r"Chief|Commander|Admiral|Speaker|Deputy|Counselor|Attache|DCM|Professor)\.?\s+$"
 )
+_ORGANISATION = re.compile(
+    r"\b(?:Command|Party|Ministry|Council|Committee|Commission|Bank|Embassy|Government|Union|Organi[sz]ation"
+    r"|Agency|Forces|Army|Court|Parliament|Assembly|University|Company|Corporation|Group|Democrats|Republicans"
+    r"|Front|Movement|Office|Department|Service|Police|Association|Institute|Fund|Coalition|Alliance|League"
+    r"|Federation|Authority|Board|Center|Centre|Congress|Senate|Navy|Brigade|Battalion|Division|Network"
+    r"|Foundation|Inc|Ltd)\b"
+)
+_AFTER_ORGANISATION = re.compile(r"\s*(?:[a-z]+\s+)*")
+
+
+def _after_organisation(name: str) -> int | None:
+    """Where the person begins in a run of capitalised words that names an organisation first (None: nowhere)."""
+    ends = [m.end() for m in _ORGANISATION.finditer(name)]
+    if not ends:
+        return 0
+    cut = _AFTER_ORGANISATION.match(name, ends[-1]).end()
+    return cut if name[cut : cut + 1].isupper() else None
+
+
 _COMMON_STARTS = frozenset(
     "the a an this that these those it he she they we but while although "
     "here there in at on as when if and".split()
@@ -338,6 +357,12 @@ def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False)
             before = sentence[max(0, start - 25) : start]
             if kind == "place" and not _PLACE_CUE.search(before):
                 continue  # a place is "in Cuernavaca", "near Magd", "to France"
+            if kind == "person":  # a person is no organisation: "Africa Command", "Bank of England Governor King"
+                cut = _after_organisation(name)
+                if cut is None:
+                    continue
+                start, name = start + cut, name[cut:]
+                before = sentence[max(0, start - 25) : start]
             if kind == "person" and " " not in name.strip() and not _TITLE_CUE.search(before):
                 continue  # a person has a full name ("Crispus Kiyonga") or a title ("Minister Kiyonga")
             if mark and kind == "person" and asked.intersection(terms(name.split()[-1])):
