@@ -357,16 +357,17 @@ def candidate_spans(kind: str, sentence: str, question: str, mark: bool = False)
             before = sentence[max(0, start - 25) : start]
             if kind == "place" and not _PLACE_CUE.search(before):
                 continue  # a place is "in Cuernavaca", "near Magd", "to France"
-            if kind == "person":  # a person is no organisation: "Africa Command", "Bank of England Governor King"
-                cut = _after_organisation(name)
+            if kind == "person":
+                cut = _after_organisation(name)  # a person is no organisation: "Africa Command"
                 if cut is None:
                     continue
-                start, name = start + cut, name[cut:]
-                before = sentence[max(0, start - 25) : start]
-            if kind == "person" and " " not in name.strip() and not _TITLE_CUE.search(before):
-                continue  # a person has a full name ("Crispus Kiyonga") or a title ("Minister Kiyonga")
-            if mark and kind == "person" and asked.intersection(terms(name.split()[-1])):
-                continue
+                if cut:  # "Bank of England Governor King": the person after it
+                    start, name = start + cut, name[cut:]
+                    before = sentence[max(0, start - 25) : start]
+                if " " not in name.strip() and not _TITLE_CUE.search(before):
+                    continue  # a person has a full name ("Crispus Kiyonga") or a title ("Minister Kiyonga")
+                if mark and asked.intersection(terms(name.split()[-1])):
+                    continue
             end = m.end()
             if name.endswith(".") and not re.search(r"(?:\b[A-Z]\.)+$", name):
                 end -= 1  # the sentence's full stop, not part of "France" (initials like "U.S." keep theirs)
