@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from cablebot.answering import Answer
 from cablebot.documents import safe_url
+from cablebot.retrieval import Hit
 
 
 def to_json(answer: Answer) -> dict[str, Any]:
@@ -45,6 +47,25 @@ def to_json(answer: Answer) -> dict[str, Any]:
     }
 
 
+def distinct_passages(hits: Sequence[Hit], n: int) -> list[tuple[Hit, str]]:
+    """The first `n` passages of `hits` for people to read, each with its text. Chunks repeat the sentences
+    at their edges: a chunk overlapping one already listed adds only what follows it there (nothing, when it
+    begins before it), so that no sentence shows twice and each passage starts where its best-ranked chunk
+    does. `--json` keeps every retrieved chunk as it is."""
+    shown: list[tuple[Hit, int, str]] = []  # the first hit, where the text shown ends in its document, the text
+    for h in hits:
+        c = h.chunk
+        for i, (first, end, text) in enumerate(shown):
+            if first.chunk.doc_id == c.doc_id and first.chunk.start < c.end and c.start < end:
+                shown[i] = (first, max(end, c.end), text + c.text[max(0, end - c.start) :])
+                break
+        else:
+            if len(shown) == n:
+                break
+            shown.append((h, c.end, c.text))
+    return [(first, text) for first, _, text in shown]
+
+
 def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
     """A short answer, then its numbered sources; an abstention shows the closest passages.
 
@@ -57,10 +78,10 @@ def to_text(answer: Answer, color: bool = False, closest: int = 3) -> str:
         lines.append(answer.text)
         if answer.hits:
             lines += ["", "Closest passages (not an answer):"]
-            for h in answer.hits[:closest]:
+            for h, text in distinct_passages(answer.hits, closest):
                 lines.append(
                     textwrap.fill(
-                        f"- {h.chunk.doc_id} {h.chunk.location}: {h.chunk.text}",
+                        f"- {h.chunk.doc_id} {h.chunk.location}: {text}",
                         width,
                         subsequent_indent="  ",
                         max_lines=3,
@@ -122,11 +143,11 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
     embed = discord.Embed(title=clip(answer.question, FIELD_NAME_LIMIT), colour=0x2B6CB0)
     if answer.abstained:
         embed.description = answer.text
-        for h in answer.hits[:3]:
+        for h, text in distinct_passages(answer.hits, 3):
             name = clip(
                 f"Closest, not an answer: {_escape(h.chunk.doc_id)} {_escape(h.chunk.location)}", FIELD_NAME_LIMIT
             )
-            embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
+            embed.add_field(name=name, value=clip(_escape(text), FIELD_VALUE_LIMIT), inline=False)
         embed.set_footer(text=FOOTER_ABSTAINED)
     else:
         a, b = answer.emphasis or (0, 0)
@@ -151,10 +172,10 @@ def sources_embed(answer: Answer):  # -> discord.Embed
     import discord
 
     embed = discord.Embed(title="Sources", colour=0x718096)
-    for h in answer.hits[:FIELDS_LIMIT]:
+    for n, (h, text) in enumerate(distinct_passages(answer.hits, FIELDS_LIMIT), 1):
         where = f"{_escape(h.chunk.doc_id)} {_escape(h.chunk.location)}"
-        name = clip(f"{h.rank}. {where} (similarity {h.score:.2f})", FIELD_NAME_LIMIT)
-        embed.add_field(name=name, value=clip(_escape(h.chunk.text), FIELD_VALUE_LIMIT), inline=False)
+        name = clip(f"{n}. {where} (similarity {h.score:.2f})", FIELD_NAME_LIMIT)
+        embed.add_field(name=name, value=clip(_escape(text), FIELD_VALUE_LIMIT), inline=False)
     return _fit(embed)
 
 
