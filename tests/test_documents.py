@@ -109,3 +109,17 @@ def test_a_text_files_title_line_and_markdown_sections(tmp_path: Path) -> None:
     assert doc is not None and doc.title == "Bicycle care"
     assert doc.paragraphs == ("Intro text.", "Oil the chain.", "Dry the frame.", "Check the tyres.")
     assert doc.labels == ("¶1", "¶2, Winter care", "¶3, Winter care", "¶4, Summer care")
+
+
+def test_files_of_other_types_are_named_in_one_line_not_counted_as_skipped(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("A good sentence.\n", encoding="utf-8")
+    for name in ("report.pdf", "annex.pdf", "memo.docx", "README", ".DS_Store"):
+        (tmp_path / name).write_bytes(b"%PDF-1.4")
+    warnings: list[str] = []
+    loaded = load_documents([tmp_path], warnings.append)
+    assert [d.id for d in loaded.documents] == ["a"] and loaded.skipped == 0
+    (line,) = warnings  # hidden files are no documents: not mentioned
+    assert line == (
+        f"not read under {tmp_path}: 4 files of other types (2 .pdf, 1 .docx, 1 without a suffix); "
+        "cablebot reads .txt, .md, .markdown, .html, .htm"
+    )

@@ -85,17 +85,25 @@ def slug(text: str) -> str:
 
 
 def iter_files(
-    paths: Iterable[Path], warn: Callable[[str], None], follow_links: bool = False, max_bytes: int = MAX_BYTES
+    paths: Iterable[Path],
+    warn: Callable[[str], None],
+    follow_links: bool = False,
+    max_bytes: int = MAX_BYTES,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[Path]:
     """Files to index under `paths`, sorted; what is skipped gets a warning naming it.
 
     Symbolic links inside a folder are not followed unless `follow_links`: an
     unpacked archive must not make cablebot read (and quote) files outside the
     folder it was given. FIFOs, devices and sockets are never read, nor files
-    over `max_bytes` (a 50 MB log would take half an hour and gigabytes).
+    over `max_bytes` (a 50 MB log would take half an hour and gigabytes). A
+    folder's files of other types (PDFs, Word files) get one line to `note`
+    (else `warn`), so that nobody takes a collection for indexed whole when
+    part of it was never read.
     """
     for path in paths:
         if path.is_dir():
+            other: dict[str, int] = {}  # suffix -> files of it not read
             seen: set[str] = set()  # real paths of folders walked: followed links must not loop
             for root, dirs, names in os.walk(path, followlinks=follow_links):
                 seen.add(os.path.realpath(root))
@@ -107,6 +115,16 @@ def iter_files(
                     file = Path(root) / name
                     if file.suffix.lower() in SUFFIXES or file.is_symlink():
                         yield from _regular(file, warn, follow_links, max_bytes)
+                    elif not name.startswith("."):  # hidden files (.DS_Store, .gitignore) are no documents
+                        suffix = file.suffix.lower() or "without a suffix"
+                        other[suffix] = other.get(suffix, 0) + 1
+            if other:
+                counted = sorted(other.items(), key=lambda kv: (-kv[1], kv[0]))
+                kinds = ", ".join(f"{n} {suffix}" for suffix, n in counted)
+                (note or warn)(
+                    f"not read under {path}: {sum(other.values())} files of other types ({kinds}); "
+                    f"cablebot reads {', '.join(SUFFIXES)}"
+                )
         elif path.exists():
             yield from _regular(path, warn, True, max_bytes)  # a file named on the command line
         else:
@@ -457,7 +475,7 @@ def load_documents(
         warn(message)
 
     left_out = {str(p) for p in excluded}  # documents removed by id: their files stay out
-    for path in iter_files(paths, missing, follow_links, max_bytes):
+    for path in iter_files(paths, missing, follow_links, max_bytes, note=warn):
         if str(path) in left_out:
             continue
         doc = _reuse(path, known.get(str(path)))
