@@ -261,7 +261,7 @@ def test_a_question_naming_a_cable_is_answered_from_it_alone(cable_bot) -> None:
 
     from cablebot.core import Cablebot
 
-    sure = dataclasses.replace(cable_bot.reader, alone=(0.0, 3.0))  # 0.953, whatever the score
+    sure = dataclasses.replace(cable_bot.reader, alone=(0.0, 0.0, 3.0))  # 0.953, whatever the score
     bot = Cablebot(cable_bot.settings, lambda m: None, sure)
     question = "In which city did Mexican Navy forces kill Arturo Beltran Leyva"
     named = bot.ask(f"{question}, according to 09MEXICO3573?")

@@ -52,6 +52,9 @@ def test_onnx_and_torch_encoders_are_equivalent(texts: tuple[list[str], list[str
     d = onnx.embed_documents(chunks, 16) * torch.embed_documents(chunks, 16)
     assert d.sum(axis=1).min() >= 0.999
     assert np.allclose(np.linalg.norm(onnx.embed_documents(chunks[:10]), axis=1), 1.0, atol=1e-5)
+    for text in questions[:20] + chunks[:20]:  # token vectors too (Cablebot.match), with the same spans
+        (a, a_spans), (b, b_spans) = onnx.token_vectors(text), torch.token_vectors(text)
+        assert (a_spans == b_spans).all() and (a * b).sum(axis=1).min() >= 0.999
 
 
 def test_an_index_above_the_threshold_is_an_ivf_file_memory_mapped_that_answers(tmp_path: Path) -> None:

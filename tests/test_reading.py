@@ -233,7 +233,7 @@ def test_the_shipped_model_matches_the_features_and_is_plain_json() -> None:
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     assert data["features"] == list(FEATURES) and len(data["weights"]) == len(FEATURES)
     reader = load_reader()
-    assert 0.0 < reader.threshold < 1.0 and 0.0 <= reader.confidence(0.0) <= 1.0
+    assert 0.0 < reader.threshold < 1.0 and 0.0 <= reader.confidence(0.0, 0.5) <= 1.0
     assert Reader.from_json(reader.to_json()) == reader
 
 
@@ -253,9 +253,9 @@ def test_an_excerpt_without_a_word_is_never_an_answer() -> None:
     dashes = "-" * 500 + " ab."  # cut to 400 characters, the excerpt would be nothing but "…"
     hit = Hit(Chunk("doc", 1, 0, len(dashes), dashes, "¶1"), 0.9, 1, (0.9,), 1, 1)
 
-    always = Reader((0.0,) * len(FEATURES), 10.0, (1.0, 0.0), 0.5, 0.6)
+    always = Reader((0.0,) * len(FEATURES), 10.0, (1.0, 0.0, 0.0), 0.5, 0.6)
     question = analyse("what is it?", lambda t: 1.0, 5.0)
-    answer = choose_answer(question.text, question, [hit], {}, always, 8, 400)
+    answer = choose_answer(question.text, question, [hit], {}, always, lambda sentence: 0.5, 8, 400)
     assert answer.abstained and answer.citations == ()
 
 
@@ -351,7 +351,7 @@ def test_the_share_of_capitals_counts_every_letter_once(text: str) -> None:
 
 
 def test_the_reader_scores_candidates_as_its_weights_say() -> None:
-    reader = Reader(tuple(float(i % 3) for i in range(len(FEATURES))), -1.0, (1.0, 0.0), 0.5, 0.6)
+    reader = Reader(tuple(float(i % 3) for i in range(len(FEATURES))), -1.0, (1.0, 0.0, 0.0), 0.5, 0.6)
     rows = [[1.0] * len(FEATURES), [0.0] * len(FEATURES)]
     assert reader.logits(rows) == pytest.approx([sum(reader.weights) - 1.0, -1.0])
     assert reader.logits([]) == []
@@ -362,27 +362,29 @@ def test_the_second_look_picks_among_the_best_first_scores_only() -> None:
     n = len(FEATURES)
     first = [1.0] + [0.0] * (n - 1)  # the first model reads feature 0
     second = [0.0, 1.0] + [0.0] * (n - 2)  # the second, feature 1
-    reader = Reader(tuple(first), 0.0, (1.0, 0.0), 0.5, 0.6, 2, tuple(second), 0.0)
+    reader = Reader(tuple(first), 0.0, (1.0, 0.0, 0.0), 0.5, 0.6, 2, tuple(second), 0.0)
     rows = [
         [3.0, 0.0] + [0.0] * (n - 2),  # best first score
         [2.0, 5.0] + [0.0] * (n - 2),  # second best: the second look prefers it
         [1.0, 9.0] + [0.0] * (n - 2),  # third: outside the rivals, however the second look likes it
     ]
     assert reader.choose(rows, reader.logits(rows)) == 1
-    assert Reader(tuple(first), 0.0, (1.0, 0.0), 0.5, 0.6).choose(rows, reader.logits(rows)) == 0
+    assert Reader(tuple(first), 0.0, (1.0, 0.0, 0.0), 0.5, 0.6).choose(rows, reader.logits(rows)) == 0
     assert Reader.from_json(reader.to_json()) == reader
 
 
 def test_one_document_has_its_own_calibration_but_the_same_line_between_answering_and_abstaining() -> None:
     n = len(FEATURES)
-    reader = Reader((0.0,) * n, 0.0, (1.0, 0.0), 0.5, 0.6, alone=(1.0, 1.0))
-    assert reader.judge(0.0) == (pytest.approx(0.5), True)
-    confidence, answers = reader.judge(-0.5, alone=True)
+    reader = Reader((0.0,) * n, 0.0, (1.0, 2.0, -1.0), 0.5, 0.6, alone=(1.0, 2.0, 0.0))
+    assert reader.judge(0.0, 0.5) == (pytest.approx(0.5), True)
+    confidence, answers = reader.judge(-0.5, 0.5, alone=True)
     assert confidence == pytest.approx(1 / (1 + math.exp(-0.5))) and not answers  # 0.62, yet below the line
-    assert reader.judge(0.0, alone=True) == (pytest.approx(1 / (1 + math.exp(-1.0))), True)
+    assert reader.judge(0.0, 0.5, alone=True) == (pytest.approx(1 / (1 + math.exp(-1.0))), True)
+    # The pick's weakest_match weighs as the calibration says: a word of the question unmatched, less sure.
+    assert reader.judge(0.0, 0.25) == (pytest.approx(1 / (1 + math.exp(0.5))), False)
     assert Reader.from_json(reader.to_json()) == reader
-    plain = Reader((0.0,) * n, 0.0, (1.0, 0.0), 0.5, 0.6)
-    assert plain.judge(0.3, alone=True) == plain.judge(0.3)  # no calibration of its own: the usual one
+    plain = Reader((0.0,) * n, 0.0, (1.0, 0.0, 0.0), 0.5, 0.6)
+    assert plain.judge(0.3, 0.5, alone=True) == plain.judge(0.3, 0.5)  # no calibration of its own: the usual one
     assert Reader.from_json(plain.to_json()) == plain
 
 
@@ -398,11 +400,25 @@ def test_listed_passages_weigh_their_best_sentence_by_their_retrieval_rank(
 
     weights = [0.0] * len(FEATURES)
     weights[FEATURES.index("sentence_cosine")] = 10.0
-    reader = Reader(tuple(weights), 0.0, (1.0, 0.0), 0.5, 0.6)
+    reader = Reader(tuple(weights), 0.0, (1.0, 0.0, 0.0), 0.5, 0.6)
     question = analyse("what does it say?", lambda t: 1.0, 5.0)
     hits = [hit("A", 1, 0.5), hit("B", 2, runner_up), hit("C", 3, 0.9)]
-    answer = choose_answer(question.text, question, hits, {}, reader, 8, 400)
+    answer = choose_answer(question.text, question, hits, {}, reader, lambda sentence: 0.5, 8, 400)
     # C holds the answer and comes first; then A's score 5.0 at rank 1 against B's 5.2 or 6.0 at rank 2,
     # less log 2 (0.69): 4.5 or 5.3.
     assert [h.chunk.doc_id for h in answer.hits] == ["C", *order]
     assert [h.rank for h in answer.hits] == [1, 2, 3]
+
+
+def test_a_question_word_the_sentence_has_nothing_like_lowers_its_weakest_match(seed_bot) -> None:
+    """The confidence weighs how well the question's least matched content word is matched in the sentence
+    answered with, read in context by the real encoder: a paraphrase keeps it high, a near miss does not."""
+    sentence = "The harbour of Port Elin handles 40 ships a week."
+    same = seed_bot.match("how many ships does the harbour handle?", sentence)
+    paraphrase = seed_bot.match("how many vessels does the port handle?", sentence)
+    near_misses = [
+        seed_bot.match(q, sentence)
+        for q in ("how many tourists visit the harbour?", "how many ships does the airport handle?")
+    ]
+    assert min(same, paraphrase) > max(near_misses) + 0.2
+    assert seed_bot.match("how many?", sentence) == 0.0  # question words alone: nothing asked of the sentence

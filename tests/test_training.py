@@ -89,19 +89,22 @@ def slice_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_retraining_on_a_fixed_slice_is_deterministic(small_bot: Cablebot, slice_file: Path) -> None:
     conversations = load_conversations(slice_file)
     assert [len(c) for c in conversations][-1] == 2  # the conversation line keeps its turns together
-    first = train(collect(small_bot, conversations), alone=collect_alone(small_bot, conversations)).to_json()
-    second = train(collect(small_bot, conversations), alone=collect_alone(small_bot, conversations)).to_json()
+    examples, alone = collect(small_bot, conversations), collect_alone(small_bot, conversations)
+    first = train(examples, small_bot.match, alone=alone).to_json()
+    second = train(collect(small_bot, conversations), small_bot.match, alone=alone).to_json()
     assert first == second
     assert first["features"] == list(FEATURES) and 0.0 <= first["threshold"] <= 1.0
-    assert len(first["alone"]) == 2  # a calibration of its own for answers from one document
+    assert len(first["calibration"]) == 3  # the pick's logit and its weakest_match, and a bias
+    assert len(first["alone"]) == 3  # a calibration of its own for answers from one document
 
 
 def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, slice_file: Path) -> None:
     examples = collect(small_bot, load_conversations(slice_file))
-    reader = train(examples)
+    reader = train(examples, small_bot.match)
     answered = [e for e in examples if e.case.answerable]
-    _, right = best_of(answered, reader)
+    _, right, matches = best_of(answered, reader, small_bot.match)
     assert right.sum() >= 0.75 * len(answered)  # on its own training data: far above the 1-in-12 of chance
+    assert ((matches > 0.0) & (matches <= 1.0))[right].all()  # every right pick says something the question asks
     # The follow-up was read with the earlier question as context.
     follow_up = next(e for e in examples if e.case.id == "C1.2")
     assert follow_up.labels.any()
@@ -113,7 +116,7 @@ def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Ca
     # Each single question, asked of one document: an answerable one of its own, the others of the first found.
     assert len(alone) == len(QUESTIONS) + len(UNANSWERABLE)
     assert all(e.labels.any() == e.case.answerable for e in alone)
-    report = cross_validate(collect(small_bot, conversations), alone=alone)
+    report = cross_validate(collect(small_bot, conversations), small_bot.match, alone=alone)
     lines = report.lines()
     assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")
     assert lines[1].startswith("answerable, held out: the right sentence among the candidates ")
@@ -147,7 +150,7 @@ def test_an_answer_from_one_document_reports_that_calibration(small_bot: Cablebo
     calibration for one document; over several, the usual one."""
     from cablebot.reading import load_reader
 
-    sure = dataclasses.replace(load_reader(), alone=(0.0, 3.0))  # 0.953, whatever the score
+    sure = dataclasses.replace(load_reader(), alone=(0.0, 0.0, 3.0))  # 0.953, whatever the score
     bot = Cablebot(small_bot.settings, lambda m: None, sure)
     alone = bot.ask("how many ships does the harbour handle?", where=Filter(doc="harbour"))
     assert not alone.abstained and alone.confidence == pytest.approx(1 / (1 + math.exp(-3.0)))

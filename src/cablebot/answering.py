@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cablebot.documents import Document
@@ -161,6 +162,7 @@ def choose_answer(
     hits: list[Hit],
     documents: dict[str, Document],
     reader: Reader,
+    match: Callable[[str], float],
     k: int,
     max_chars: int,
     previous: Answer | None = None,
@@ -169,8 +171,9 @@ def choose_answer(
     """The sentence of `hits` the reader finds likeliest to answer `question` (`q`, as `understand` reads
     it), or an abstention.
 
-    `previous` is the answer the earlier question of a conversation got; `alone` says the question is
-    answered from one document.
+    `match` gives a sentence's `weakest_match` with the question, which the confidence weighs with the
+    reader's score; `previous` is the answer the earlier question of a conversation got; `alone` says
+    the question is answered from one document.
     """
     fields = metadata_fields(q.text)
     if fields and hits:
@@ -185,7 +188,7 @@ def choose_answer(
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits))
     best_logit, best = scored[reader.choose(features, logits)]
     hits = _rerank(hits, scored, best)
-    confidence, answers = reader.judge(best_logit, alone)
+    confidence, answers = reader.judge(best_logit, match(best.text), alone)
     if not answers:
         return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), confidence=confidence)
     quote = best.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from cablebot.answering import Answer, choose_answer, understand
 from cablebot.config import Settings
 from cablebot.errors import CablebotError
+from cablebot.reading import weakest_match
 
 if TYPE_CHECKING:
     from cablebot.embedding import Embedder
@@ -232,9 +234,13 @@ class Cablebot:
         """`question` as it is read (the earlier question `context` and its answer `previous` with it), and
         the passages an answer to it is looked for in."""
         q = understand(question, self.retriever, context, previous)
-        query = f"{q.context_text} {q.text}".strip()
         scope = self.scope(question, context, where)
-        return q, self.retriever.search(query, self.settings.answer_k, scope, expand=EXPAND, question=q.text)
+        return q, self.retriever.search(q.searched, self.settings.answer_k, scope, expand=EXPAND, question=q.text)
+
+    def match(self, query: str, sentence: str) -> float:
+        """`weakest_match` of `sentence` with the question as searched (`query`: with its context)."""
+        tokens = self.embedder.token_vectors
+        return weakest_match(query, tokens(query), tokens(sentence))
 
     def ask(self, question: str, conversation: Conversation | None = None, where: Filter | None = None) -> Answer:
         """Answer `question` verbatim from the documents `where` allows, or abstain."""
@@ -248,8 +254,18 @@ class Cablebot:
         alone = len(self.index.documents) == 1 or bool(scope and self.retriever.matching_documents(scope) == 1)
         q, hits = self.retrieve(question, context, scope, previous)
         s = self.settings
+        match = functools.partial(self.match, q.searched)
         answer = choose_answer(
-            question, q, hits, self.index.documents, self.reader, s.answer_k, s.answer_max_chars, previous, alone
+            question,
+            q,
+            hits,
+            self.index.documents,
+            self.reader,
+            match,
+            s.answer_k,
+            s.answer_max_chars,
+            previous,
+            alone,
         )
         answer = dataclasses.replace(answer, hits=answer.hits[: s.answer_k], filter_matched=matched)
         if conversation is not None:

@@ -78,11 +78,19 @@ class Embedder:
 
     def __init__(self) -> None:
         self.embed_query = lru_cache(maxsize=256)(self._embed_query)
+        # A question's tokens are read again for the sentence it is answered with; a few recent ones are kept
+        # (about 90 KB each for a long sentence: a bot that runs for weeks must not grow).
+        self.token_vectors = lru_cache(maxsize=32)(self._token_vectors)
 
     def _embed_query(self, text: str) -> np.ndarray:
         return self._encode([text])[0]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _token_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors of the tokens of `text`, in context (special tokens left out), and each token's
+        character span in `text` (rows of start, end)."""
         raise NotImplementedError
 
     def embed_documents(
@@ -124,6 +132,17 @@ class TorchEmbedder(Embedder):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
+
+    def _token_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        tokens = self.model.encode(text, output_value="token_embeddings", convert_to_numpy=True)
+        enc = self.model.tokenizer(
+            text, truncation=True, max_length=self.max_length, return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )  # fmt: skip
+        offsets, special = np.array(enc["offset_mapping"]), np.array(enc["special_tokens_mask"])
+        return _unit_tokens(np.asarray(tokens), offsets, special)
 
     def export_onnx(self, out: Path) -> None:
         """Write the transformer (token embeddings, before pooling) as an ONNX graph to `out`."""
@@ -189,6 +208,7 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, model: str = BUNDLED_MODEL, quantized: bool = False) -> None:
         super().__init__()
+        self._run_one = lru_cache(maxsize=32)(self._encode_one)
         self.name = f"{model}@int8" if quantized else model
         self.path = path = model_path(model)
         onnx_file = onnx_path(model)
@@ -236,18 +256,36 @@ class OnnxEmbedder(Embedder):
         except Exception as e:  # a damaged cache file: say how to recover
             raise CablebotError(f"cannot load {self.onnx_file} ({e}); delete it to export it again") from e
 
-    def _encode(self, texts: list[str], session=None) -> np.ndarray:
+    def _run(self, batch: list, session=None) -> np.ndarray:
+        """The transformer's token embeddings for tokenizer encodings, padded to the longest."""
         import numpy as np
 
-        batch = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         types = np.array([e.type_ids for e in batch], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         (tokens,) = (session or self.session).run(None, feeds)
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+        return tokens
+
+    def _encode(self, texts: list[str], session=None) -> np.ndarray:
+        batch = self.tokenizer.encode_batch(texts)
+        return _pooled(self._run(batch, session), batch)
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        enc, tokens = self._run_one(text)
+        return _pooled(tokens[None], [enc])[0]
+
+    def _token_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        enc, tokens = self._run_one(text)
+        return _unit_tokens(tokens, np.array(enc.offsets), np.array(enc.special_tokens_mask))
+
+    def _encode_one(self, text: str) -> tuple:
+        """The tokenizer's encoding of `text` and its token embeddings (`_run_one`, cached: a question's vector
+        and its token vectors come from one run)."""
+        enc = self.tokenizer.encode(text)
+        return enc, self._run([enc])[0]
 
     def embed_documents(
         self,
@@ -288,6 +326,25 @@ class OnnxEmbedder(Embedder):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # at most one batch per worker still running
         return out
+
+
+def _pooled(tokens: np.ndarray, batch: list) -> np.ndarray:
+    """Mean pooling over each text's tokens (not the padding), as sentence-transformers does, to unit length."""
+    import numpy as np
+
+    weights = np.array([e.attention_mask for e in batch], dtype=np.float32)[:, :, None]
+    pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+
+
+def _unit_tokens(tokens: np.ndarray, offsets: np.ndarray, special: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `tokens` that are no special token, each of unit length, with their character spans."""
+    import numpy as np
+
+    keep = special == 0
+    vectors = tokens[keep].astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+    return vectors, offsets[keep].reshape(-1, 2)
 
 
 def _quantized(onnx_file: Path) -> Path:

@@ -246,6 +246,28 @@ def question_terms(question: str) -> list[str]:
     return terms(_WH_PHRASE.sub(" ", question))
 
 
+_WORD = re.compile(r"[\w][\w'’.-]*[\w]|\w")
+
+
+def weakest_match(
+    question: str, question_tokens: tuple[np.ndarray, np.ndarray], sentence_tokens: tuple[np.ndarray, np.ndarray]
+) -> float:
+    """How well the question's least matched word is matched in a sentence: over the tokens of its content
+    words (`question_terms`), the smallest of each one's best cosine with a token of the sentence, both read in
+    context by the encoder (`Embedder.token_vectors`). A near miss asks about something its closest sentence
+    does not say ("which hospital treated berlusconi's scarlet fever?" against the sentence on how he caught it):
+    one word of the question finds nothing like it there, though the sentence's vector is close to the
+    question's. 0 when the question has no content word."""
+    blanked = _WH_PHRASE.sub(lambda m: " " * len(m[0]), question)
+    words = [m.span() for m in _WORD.finditer(blanked) if terms(m[0])]
+    vectors, offsets = question_tokens
+    keep = [i for i, (a, b) in enumerate(offsets.tolist()) if any(s <= a and b <= e for s, e in words)]
+    sentence = sentence_tokens[0]
+    if not keep or not len(sentence):
+        return 0.0
+    return float((vectors[keep] @ sentence.T).max(axis=1).min())
+
+
 _ASKED = re.compile(
     rf"\b(?:how (?:{_HOW_WORD})|which|what|whose|who|whom|where|when|why)\b"
     r"(?:\s+(?:is|was|are|were|did|does|do|has|had|have|will|would|can|could|should|may|might|must|not|the|a|an"
@@ -539,6 +561,11 @@ class Question:
     previous_quote: str = ""  # ... and the longest verbatim piece of that quote
     context_text: str = ""  # the earlier question, read plain: searched for with this one
 
+    @property
+    def searched(self) -> str:
+        """What is searched for: the earlier question (of a follow-up) with this one."""
+        return f"{self.context_text} {self.text}".strip()
+
 
 def analyse(
     question: str,
@@ -698,7 +725,8 @@ class Reader:
 
     weights: tuple[float, ...]
     bias: float
-    calibration: tuple[float, float]  # confidence = sigmoid(a * the pick's first logit + b)
+    # confidence = sigmoid(a * the pick's first logit + b * its weakest_match + c), for (a, b, c)
+    calibration: tuple[float, float, float]
     threshold: float  # abstain below this confidence
     unsure_below: float  # answers below this confidence are marked "not sure"
     rivals: int = 0  # how many of the best-scored candidates the second look picks among (0: none)
@@ -706,12 +734,12 @@ class Reader:
     second_bias: float = 0.0
     # The calibration when the question is answered from one document (an index of one, or a filter down
     # to one): the pick is right more often there than the same score means among many (None: the same).
-    alone: tuple[float, float] | None = None
+    alone: tuple[float, float, float] | None = None
 
     @classmethod
     def untrained(cls) -> Reader:
         """All-zero weights: for loading the index to train a reader, whatever the shipped one expects."""
-        return cls((0.0,) * len(FEATURES), 0.0, (1.0, 0.0), 0.5, 0.5)
+        return cls((0.0,) * len(FEATURES), 0.0, (1.0, 0.0, 0.0), 0.5, 0.5)
 
     def logits(self, features: Sequence[Sequence[float]]) -> list[float]:
         """The score of each candidate (rows of FEATURES), in order."""
@@ -733,14 +761,15 @@ class Reader:
         second = np.asarray([features[i] for i in top]) @ np.array(self.second_weights) + self.second_bias
         return int(top[int(np.argmax(second))])
 
-    def confidence(self, logit: float, alone: bool = False) -> float:
-        a, b = self.alone if alone and self.alone else self.calibration
-        return _sigmoid(a * logit + b)
+    def confidence(self, logit: float, match: float, alone: bool = False) -> float:
+        """The probability that the pick is right, from its first logit and its `weakest_match`."""
+        a, b, c = self.alone if alone and self.alone else self.calibration
+        return _sigmoid(a * logit + b * match + c)
 
-    def judge(self, logit: float, alone: bool = False) -> tuple[float, bool]:
+    def judge(self, logit: float, match: float, alone: bool = False) -> tuple[float, bool]:
         """The pick's confidence, and whether to answer with it. Answering is decided on the calibration
         over many documents, which the threshold was chosen on; one document changes what is reported."""
-        return self.confidence(logit, alone), self.confidence(logit) >= self.threshold
+        return self.confidence(logit, match, alone), self.confidence(logit, match) >= self.threshold
 
     def to_json(self) -> dict:
         return {
@@ -764,6 +793,11 @@ class Reader:
             raise CablebotError(
                 "the reader model was trained on other features than this cablebot computes; "
                 "retrain it with: cablebot train"
+            )
+        if len(data.get("calibration", ())) != 3 or len(data.get("alone") or (0, 0, 0)) != 3:
+            raise CablebotError(
+                "the reader model's calibration is of an older cablebot (no word match); retrain it with: "
+                "cablebot train"
             )
         second = data.get("second_look", {"rivals": 0, "weights": [], "bias": 0.0})
         if second["rivals"] and len(second["weights"]) != len(FEATURES):

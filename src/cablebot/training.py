@@ -26,6 +26,7 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,12 @@ class Example:
     case: Case
     features: np.ndarray  # (candidates, FEATURES)
     labels: np.ndarray  # (candidates,) 1 = holds a gold answer from the right document
+    searched: str = ""  # the question as searched (Question.searched), for the pick's weakest_match
+    texts: tuple[str, ...] = ()  # the candidates' sentences
+
+
+# A sentence's weakest_match with a question (as searched): `Cablebot.match`.
+Match = Callable[[str, str], float]
 
 
 def collect(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> list[Example]:
@@ -73,7 +80,7 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> list[Exam
                  for c in cands],
                 dtype=np.int8,
             )  # fmt: skip
-            examples.append(Example(group, q, features, labels))
+            examples.append(Example(group, q, features, labels, question.searched, tuple(c.text for c in cands)))
             conversation.add(_gold(q))
     return examples
 
@@ -97,7 +104,7 @@ def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> lis
         cands = candidates(question, hits, bot.settings.answer_k)
         features = _matrix(cands)
         labels = np.array([q.answerable and holds_answer(c.text, q.answers) for c in cands], dtype=np.int8)
-        examples.append(Example(group, q, features, labels))
+        examples.append(Example(group, q, features, labels, question.searched, tuple(c.text for c in cands)))
     return examples
 
 
@@ -135,7 +142,7 @@ def fit_reader(examples: Sequence[Example]) -> Reader:
     """Both models of the reader, not yet calibrated: the first on every candidate, the second on the
     RIVALS best-scored candidates of the questions where those hold both right and wrong answers."""
     weights, bias = fit_weights(examples)
-    first = Reader(tuple(float(w) for w in weights), bias, (1.0, 0.0), 0.5, UNSURE)
+    first = Reader(tuple(float(w) for w in weights), bias, (1.0, 0.0, 0.0), 0.5, UNSURE)
     close = []
     for e in examples:
         top = best_few(first.logits(e.features), RIVALS)
@@ -147,29 +154,36 @@ def fit_reader(examples: Sequence[Example]) -> Reader:
     return replace(first, rivals=RIVALS, second_weights=tuple(float(w) for w in second), second_bias=second_bias)
 
 
-def best_of(examples: Sequence[Example], reader: Reader) -> tuple[np.ndarray, np.ndarray]:
-    """Per question: the first logit of the candidate the reader picks, and whether it is a right answer."""
-    logits, right = [], []
+def best_of(
+    examples: Sequence[Example], reader: Reader, match: Match
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per question: the first logit of the candidate the reader picks, whether it is a right answer, and its
+    weakest_match with the question."""
+    logits, right, matches = [], [], []
     for e in examples:
         if len(e.labels) == 0:
             logits.append(-10.0)
             right.append(False)
+            matches.append(0.0)
             continue
         scores = reader.logits(e.features)
         i = reader.choose(e.features, scores)
         logits.append(scores[i])
         right.append(bool(e.labels[i]))
-    return np.array(logits), np.array(right)
+        matches.append(match(e.searched, e.texts[i]))
+    return np.array(logits), np.array(right), np.array(matches)
 
 
-def fit_calibration(logits: np.ndarray, right: np.ndarray) -> tuple[float, float]:
-    """Platt scaling: P(right) = sigmoid(a * logit + b), fitted on held-out logits."""
+def fit_calibration(logits: np.ndarray, matches: np.ndarray, right: np.ndarray) -> tuple[float, float, float]:
+    """Platt scaling with the pick's weakest_match beside its logit: P(right) = sigmoid(a * logit + b * match
+    + c), fitted on held-out picks."""
     from sklearn.linear_model import LogisticRegression
 
     if right.all() or not right.any():
-        return 1.0, 0.0
-    model = LogisticRegression(C=100.0, random_state=SEED).fit(logits.reshape(-1, 1), right)
-    return float(model.coef_[0, 0]), float(model.intercept_[0])
+        return 1.0, 0.0, 0.0
+    model = LogisticRegression(C=100.0, random_state=SEED).fit(np.column_stack([logits, matches]), right)
+    a, b = model.coef_[0]
+    return float(a), float(b), float(model.intercept_[0])
 
 
 def choose_threshold(confidence: np.ndarray, unanswerable: np.ndarray, max_false: float) -> float:
@@ -193,36 +207,42 @@ def _folds(examples: Sequence[Example], n: int, seed: int) -> dict[int, int]:
     return {g: i % n for i, g in enumerate(groups)}
 
 
-def _held_out_logits(
-    examples: Sequence[Example], n: int, seed: int, alone: Sequence[Example] = ()
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The pick's first logit and whether it is right, for `examples` and for those of `alone` (the same
-    questions asked of one document) among them, each scored by a reader fitted on the folds without it."""
+def _held_out_picks(
+    examples: Sequence[Example], match: Match, n: int, seed: int, alone: Sequence[Example] = ()
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """`best_of` each of `examples` and of those of `alone` (the same questions asked of one document)
+    among them, each scored by a reader fitted on the folds without it."""
     fold_of = _folds(examples, n, seed)
     alone = [e for e in alone if e.group in fold_of]
-    logits, right = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool)
-    alone_logits, alone_right = np.zeros(len(alone)), np.zeros(len(alone), dtype=bool)
+    many = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool), np.zeros(len(examples))
+    one = np.zeros(len(alone)), np.zeros(len(alone), dtype=bool), np.zeros(len(alone))
     for f in range(n):
         reader = fit_reader([e for e in examples if fold_of[e.group] != f])
-        test = [i for i, e in enumerate(examples) if fold_of[e.group] == f]
-        logits[test], right[test] = best_of([examples[i] for i in test], reader)
-        test = [i for i, e in enumerate(alone) if fold_of[e.group] == f]
-        alone_logits[test], alone_right[test] = best_of([alone[i] for i in test], reader)
-    return logits, right, alone_logits, alone_right
+        for picks, questions in ((many, examples), (one, alone)):
+            test = [i for i, e in enumerate(questions) if fold_of[e.group] == f]
+            for column, values in zip(picks, best_of([questions[i] for i in test], reader, match), strict=True):
+                column[test] = values
+    return many, one
 
 
 def train(
-    examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = (), seed: int = SEED
+    examples: Sequence[Example],
+    match: Match,
+    max_false: float = MAX_FALSE,
+    alone: Sequence[Example] = (),
+    seed: int = SEED,
 ) -> Reader:
     """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds
     (assigned by `seed`), and a calibration of its own for `alone` (questions asked of one document), if given."""
-    logits, right, alone_logits, alone_right = _held_out_logits(examples, FOLDS, seed, alone)
-    a, b = fit_calibration(logits, right)
-    confidence = 1 / (1 + np.exp(-(a * logits + b)))
+    (logits, right, matches), (alone_logits, alone_right, alone_matches) = _held_out_picks(
+        examples, match, FOLDS, seed, alone
+    )
+    a, b, c = fit_calibration(logits, matches, right)
+    confidence = 1 / (1 + np.exp(-(a * logits + b * matches + c)))
     unanswerable = np.array([not e.case.answerable for e in examples])
     threshold = choose_threshold(confidence, unanswerable, max_false)
-    one = fit_calibration(alone_logits, alone_right) if len(alone_logits) else None
-    return replace(fit_reader(examples), calibration=(a, b), threshold=threshold, alone=one)
+    one = fit_calibration(alone_logits, alone_matches, alone_right) if len(alone_logits) else None
+    return replace(fit_reader(examples), calibration=(a, b, c), threshold=threshold, alone=one)
 
 
 # --- Honest figures --------------------------------------------------------------------
@@ -304,7 +324,11 @@ def _deciles(confidence: list[float], right: list[bool]) -> list[str]:
 
 
 def cross_validate(
-    examples: Sequence[Example], max_false: float = MAX_FALSE, alone: Sequence[Example] = (), seed: int = SEED
+    examples: Sequence[Example],
+    match: Match,
+    max_false: float = MAX_FALSE,
+    alone: Sequence[Example] = (),
+    seed: int = SEED,
 ) -> Report:
     """Nested: each outer fold is scored by a reader (weights, calibrations, threshold) trained without it.
     `seed` assigns the questions to folds, outer and inner."""
@@ -313,17 +337,16 @@ def cross_validate(
     for f in range(FOLDS):
         train_set = [e for e in examples if fold_of[e.group] != f]
         test = [e for e in examples if fold_of[e.group] == f]
-        reader = train(train_set, max_false, alone, seed)
+        reader = train(train_set, match, max_false, alone, seed)
         held_out = [e for e in alone if fold_of.get(e.group) == f]
-        for e, lg, rt in zip(held_out, *best_of(held_out, reader), strict=True):
-            conf, answers = reader.judge(float(lg), alone=True)
+        for e, lg, rt, m in zip(held_out, *best_of(held_out, reader, match), strict=True):
+            conf, answers = reader.judge(float(lg), float(m), alone=True)
             report.alone_confidence.append(conf)
             report.alone_right.append(bool(rt))
             report.alone_answerable.append(e.case.answerable)
             report.alone_answered.append(answers)
-        logits, right = best_of(test, reader)
-        for e, lg, rt in zip(test, logits, right, strict=True):
-            conf = reader.confidence(float(lg))
+        for e, lg, rt, m in zip(test, *best_of(test, reader, match), strict=True):
+            conf = reader.confidence(float(lg), float(m))
             answers = conf >= reader.threshold
             report.confidence.append(conf)
             report.right.append(bool(rt))
@@ -376,7 +399,10 @@ def run(
     say(f"reading {sum(len(c) for c in conversations)} training questions…")
     examples = collect(bot, conversations)
     alone = collect_alone(bot, conversations)
-    reports = [cross_validate(examples, alone=alone, seed=seed) for seed in range(SEED, SEED + max(seeds, 1))]
+    match = cache(bot.match)  # each fold seed's readers pick mostly the same sentences
+    reports = [
+        cross_validate(examples, match, alone=alone, seed=seed) for seed in range(SEED, SEED + max(seeds, 1))
+    ]
     for line in reports[0].lines():
         say(line)
     if len(reports) > 1:
@@ -384,7 +410,7 @@ def run(
             worst = report.furthest_decile()
             say(f"fold seed {seed}: {_figures(*report.figures())} furthest calibration decile {worst:.3f}")
         say(f"mean of {len(reports)} fold seeds: {_figures(*np.mean([r.figures() for r in reports], axis=0))}")
-    reader = train(examples, alone=alone)
+    reader = train(examples, match, alone=alone)
     data = reader.to_json() | {
         "trained_on": [p.name for p in (*paths, *feedback)],
         "questions": len(examples),
