@@ -246,6 +246,15 @@ def test_a_model_for_other_features_says_how_to_retrain(tmp_path) -> None:
         load_reader(path)
 
 
+def test_a_model_calibrated_without_the_word_match_says_how_to_retrain(tmp_path) -> None:
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    data["calibration"] = data["calibration"][::2]  # (a, b): the pick's score alone, as before
+    path = tmp_path / "reader.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(CablebotError, match=r"older cablebot .*cablebot train"):
+        load_reader(path)
+
+
 def test_an_excerpt_without_a_word_is_never_an_answer() -> None:
     from cablebot.answering import choose_answer
     from cablebot.reading import FEATURES

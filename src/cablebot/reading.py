@@ -8,8 +8,9 @@ for, ...). A logistic regression trained on `eval/train.jsonl` (see
 question. A second logistic regression, trained only on the few best-scored
 candidates of questions where right and wrong ones are that close, takes a
 second look at those rivals and picks among them; a calibration learned on
-held-out folds turns the pick's first score into the answer's confidence. The
-weights ship as plain JSON in `data/reader.json`.
+held-out folds turns the pick's first score, with how well the question's
+least matched word is matched in it (`weakest_match`), into the answer's
+confidence. The weights ship as plain JSON in `data/reader.json`.
 
 The regular expressions here are general knowledge of English questions and
 of how cables write numbers, dates and names; nothing is tuned to a question.
@@ -714,7 +715,8 @@ def _capitals(text: str) -> float:
 
 @dataclass(frozen=True)
 class Reader:
-    """Logistic regression over FEATURES, a second look at the best few, and a calibration of the pick's score.
+    """Logistic regression over FEATURES, a second look at the best few, and a calibration of the pick's score
+    and its weakest_match.
 
     Trained on every candidate, the first model mostly learns to tell an answer
     from the many plainly unrelated sentences; the second, trained on the

@@ -3,11 +3,11 @@
 Every candidate sentence of every training question (run through the real
 retrieval) is an example, labelled by whether it holds a gold answer from the
 right document. A logistic regression (scikit-learn, fixed seed) learns the
-weights; the best candidate's score is then calibrated (Platt scaling) into
-the probability that the answer is right, on folds the weights were not
-fitted on, and the abstention threshold is the lowest confidence at which at
-most `max_false` of the unanswerable questions get an answer, again on
-held-out folds.
+weights; the best candidate's score, with its `weakest_match` to the
+question, is then calibrated (Platt scaling) into the probability that the
+answer is right, on folds the weights were not fitted on, and the
+abstention threshold is the lowest confidence at which at most `max_false`
+of the unanswerable questions get an answer, again on held-out folds.
 
 All figures reported are on held-out folds (5-fold cross-validation, split by
 question and conversation, never by sentence).
