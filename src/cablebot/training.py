@@ -34,7 +34,7 @@ import numpy as np
 from cablebot.answering import Answer, Citation
 from cablebot.core import Cablebot, Conversation
 from cablebot.evaluation import Case, holds_answer, load_conversations, right_document
-from cablebot.reading import FEATURES, Candidate, Reader, best_few, candidates
+from cablebot.reading import FEATURES, Candidate, Question, Reader, best_few, candidates
 
 FOLDS = 5
 SEED = 13
@@ -57,8 +57,8 @@ class Example:
     case: Case
     features: np.ndarray  # (candidates, FEATURES)
     labels: np.ndarray  # (candidates,) 1 = holds a gold answer from the right document
-    searched: str = ""  # the question as searched (Question.searched), for the pick's weakest_match
-    texts: tuple[str, ...] = ()  # the candidates' sentences
+    searched: str  # the question as searched (Question.searched), for the pick's weakest_match
+    texts: tuple[str, ...]  # the candidates' sentences, in the order of `features`
 
 
 # A sentence's weakest_match with a question (as searched): `Cablebot.match`.
@@ -74,13 +74,11 @@ def collect(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> list[Exam
             context, previous = conversation.context_for(q.question)
             question, hits = bot.retrieve(q.question, context, previous=previous)
             cands = candidates(question, hits, bot.settings.answer_k)
-            features = _matrix(cands)
-            labels = np.array(
-                [q.answerable and holds_answer(c.text, q.answers) and right_document(c.hit.chunk.doc_id, q.doc)
-                 for c in cands],
-                dtype=np.int8,
-            )  # fmt: skip
-            examples.append(Example(group, q, features, labels, question.searched, tuple(c.text for c in cands)))
+            right = [
+                q.answerable and holds_answer(c.text, q.answers) and right_document(c.hit.chunk.doc_id, q.doc)
+                for c in cands
+            ]
+            examples.append(_example(group, q, question, cands, right))
             conversation.add(_gold(q))
     return examples
 
@@ -102,10 +100,15 @@ def collect_alone(bot: Cablebot, conversations: Sequence[Sequence[Case]]) -> lis
             continue
         question, hits = bot.retrieve(q.question, where=Filter(doc=doc))
         cands = candidates(question, hits, bot.settings.answer_k)
-        features = _matrix(cands)
-        labels = np.array([q.answerable and holds_answer(c.text, q.answers) for c in cands], dtype=np.int8)
-        examples.append(Example(group, q, features, labels, question.searched, tuple(c.text for c in cands)))
+        right = [q.answerable and holds_answer(c.text, q.answers) for c in cands]
+        examples.append(_example(group, q, question, cands, right))
     return examples
+
+
+def _example(group: int, case: Case, question: Question, cands: Sequence[Candidate], right: list[bool]) -> Example:
+    """The Example of one question read as `question`, its candidates labelled `right`."""
+    labels = np.array(right, dtype=np.int8)
+    return Example(group, case, _matrix(cands), labels, question.searched, tuple(c.text for c in cands))
 
 
 def _matrix(cands: Sequence[Candidate]) -> np.ndarray:
@@ -147,7 +150,8 @@ def fit_reader(examples: Sequence[Example]) -> Reader:
     for e in examples:
         top = best_few(first.logits(e.features), RIVALS)
         if e.labels[top].any() and not e.labels[top].all():
-            close.append(Example(e.group, e.case, e.features[top], e.labels[top]))
+            texts = tuple(e.texts[i] for i in top)
+            close.append(Example(e.group, e.case, e.features[top], e.labels[top], e.searched, texts))
     if not close:
         return first
     second, second_bias = fit_weights(close)
@@ -346,8 +350,7 @@ def cross_validate(
             report.alone_answerable.append(e.case.answerable)
             report.alone_answered.append(answers)
         for e, lg, rt, m in zip(test, *best_of(test, reader, match), strict=True):
-            conf = reader.confidence(float(lg), float(m))
-            answers = conf >= reader.threshold
+            conf, answers = reader.judge(float(lg), float(m))
             report.confidence.append(conf)
             report.right.append(bool(rt))
             if e.case.answerable:
