@@ -237,10 +237,24 @@ def test_metadata_questions_are_answered_from_the_cable_and_cited(cable_bot) -> 
     assert all(h.sentence_scores for h in written.hits) and [h.rank for h in written.hits][:2] == [1, 2]
     classified = cable_bot.ask("How was it classified?", chat)
     assert classified.text == "Classification: SECRET" and classified.citations[0].source == "09MEXICO3061"
+    about = cable_bot.ask("and what is it about?", chat)
+    subject = "DIRECTOR OF NATIONAL INTELLIGENCE DENNIS BLAIR'S MEETING WITH PRESIDENT CALDERON, OCTOBER 19"
+    assert about.text == f"Subject: {subject}" and about.metadata == {"subject": subject}
+    assert cable_bot.ask("What is the subject of 09MEXICO3061?").text == about.text
     sender = cable_bot.ask(
         "Which embassy sent the cable about twelve-step programs and Narcotics Anonymous in Iran?"
     )
     assert sender.text == "Origin: Embassy Ashgabat" and sender.citations[0].source == "10ASHGABAT245"
+
+
+def test_a_question_about_no_document_in_particular_asks_which_one(cable_bot) -> None:
+    """Over a collection, "this cable" with nothing asked before means no cable: another cable's metadata
+    would be an unrelated answer, given with full confidence."""
+    from cablebot.answering import WHICH_DOCUMENT_TEXT
+
+    for question in ("Who wrote this cable?", "How was it classified?", "What is this cable about?"):
+        answer = cable_bot.ask(question)
+        assert answer.abstained and answer.text == WHICH_DOCUMENT_TEXT and answer.citations == ()
 
 
 def test_content_answers_cite_the_cable_paragraph(cable_bot) -> None:

@@ -90,6 +90,12 @@ def test_who_wrote_the_article_is_answered_from_its_byline(bot) -> None:
         assert citation.source == "wikileaks-xix-guatemalan-concerns" and citation.location == "metadata"
     # Asking what the author says is a question about the text.
     assert bot.ask("what does the author say about the border with Guatemala?").metadata is None
+    # What the one document is about: its title, not any of its sentences.
+    title = (
+        "WikiLeaks XIX: Guatemalan Concerns Get Short Shrift in Cables About Illegal Border Crossings Into Mexico"
+    )
+    for question in ("what is this article about?", "whats it about?", "What is the title of the article?"):
+        assert bot.ask(question).metadata == {"title": title}
 
 
 def test_a_name_typed_without_its_accent_finds_the_same_answer(bot) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cablebot.documents import Document
+from cablebot.lexical import terms
 from cablebot.reading import (
     Candidate,
     Question,
@@ -83,9 +84,9 @@ class Answer:
 
 # --- Questions about a document rather than its text -----------------------------------
 
-_DOCUMENT_WORDS = (
-    r"\b(cable|telegram|message|report|article|piece|story|post|author|writer|it|this|\d{2}[A-Z][A-Z-]*\d+)\b"
-)
+_DOCUMENT_NOUNS = r"cable|telegram|message|report|article|piece|story|post|document"
+_REFERENCE_ID = r"\d{2}[A-Z][A-Z-]*\d+"  # a cable's, "09MEXICO3061"
+_DOCUMENT_WORDS = rf"\b({_DOCUMENT_NOUNS}|author|writer|it|this|{_REFERENCE_ID})\b"
 _METADATA = {
     "classification": re.compile(r"\b(classification|classified|marking)\b", re.IGNORECASE),
     "origin": re.compile(
@@ -103,6 +104,14 @@ _METADATA = {
         r"|\bname of the (author|writer)\b",
         re.IGNORECASE,
     ),
+    # What a document is about: a cable's subject line, an article's title. "What is this cable about?",
+    # "the subject of 09MEXICO3061"; not "the subject of the talks", nor "subject to".
+    "subject": re.compile(
+        r"\bwhat(?:'s|’s| is| was)\s+(?:\S+\s+){0,3}about\W*$"
+        r"|\b(?:subject|title|topic|headline)\b(?!\s+to\b)"
+        rf"(?!\s+of\s+(?!(?:the|this|that|its?)\s+(?:{_DOCUMENT_NOUNS})\b|{_REFERENCE_ID}))",
+        re.IGNORECASE,
+    ),
 }
 _METADATA_LABELS = {
     "classification": "Classification",
@@ -110,6 +119,8 @@ _METADATA_LABELS = {
     "created": "Created",
     "released": "Released",
     "author": "Author",
+    "subject": "Subject",
+    "title": "Title",
 }
 
 
@@ -121,20 +132,55 @@ def metadata_fields(question: str) -> list[str]:
     return [name for name, pattern in _METADATA.items() if pattern.search(question)]
 
 
+# The words of a question about a document that do not tell which document: what is left describes it ("the
+# cable about twelve-step programs").
+_DOCUMENT_QUESTION_WORDS = frozenset(
+    terms(
+        f"{_DOCUMENT_NOUNS.replace('|', ' ')} text author writer wrote write written authored sent send drafted "
+        "originated originate issued produced come classification classified marking dated created date day "
+        "released published leaked subject title topic headline line embassy consulate mission office name us "
+        "american"
+    )
+)
+WHICH_DOCUMENT_TEXT = (
+    "Which document do you mean? Name it (a cable by its reference ID), or ask right after an answer from it."
+)
+
+
+def _field(doc: Document, field: str) -> tuple[str, str]:
+    """A metadata field of `doc`, as (name, value); what a document is about is a cable's SUBJECT line, or the
+    title of a document that is no cable."""
+    if field == "subject" and not doc.metadata.get("subject") and not doc.is_cable:
+        return "title", doc.title
+    return field, doc.metadata.get(field, "")
+
+
 def _metadata_answer(
-    question: str, fields: list[str], hits: list[Hit], documents: dict[str, Document], previous: Answer | None
+    question: str,
+    q: Question,
+    fields: list[str],
+    hits: list[Hit],
+    documents: dict[str, Document],
+    previous: Answer | None,
+    alone: bool,
 ) -> Answer | None:
-    """Answer from the metadata of the document a follow-up refers to, or else the first retrieved one
-    (the one a question names by reference ID: `Cablebot.ask` searches only that cable then)."""
-    if previous and previous.citations and re.search(r"\b(it|its|this|that)\b", question, re.IGNORECASE):
+    """Answer from the metadata of the document the question means: the one a follow-up refers to, the only
+    one (`alone`: an index of one, a filter or a reference ID down to one), or the one retrieval finds first
+    for a question that describes it. A question that means no document in particular ("who wrote this
+    cable?" over a collection, nothing asked before) is asked which one, not answered from any."""
+    described = bool(set(q.weights) - _DOCUMENT_QUESTION_WORDS)
+    refers_back = re.search(r"\b(it|its|this|that)\b", question, re.IGNORECASE) or not described
+    if previous and previous.citations and refers_back:
         doc_id = previous.citations[0].source
-    else:
+    elif alone or described:
         doc_id = hits[0].chunk.doc_id
+    else:
+        return Answer(question, WHICH_DOCUMENT_TEXT, True, (), ())
     doc = documents.get(doc_id)
-    field = next((f for f in fields if doc.metadata.get(f)), None) if doc else None
-    if field is None:
+    found = [(name, value) for name, value in (_field(doc, f) for f in fields) if value] if doc else []
+    if not found:
         return None
-    value = doc.metadata[field]
+    field, value = found[0]
     label = f"{_METADATA_LABELS[field]}: "
     text = label + value
     citation = cite(1, doc_id, documents, "metadata", text)
@@ -177,7 +223,7 @@ def choose_answer(
     """
     fields = metadata_fields(q.text)
     if fields and hits:
-        answer = _metadata_answer(question, fields, hits, documents, previous)
+        answer = _metadata_answer(question, q, fields, hits, documents, previous, alone)
         if answer is not None:
             return answer
     found = candidates(q, hits, k)
