@@ -143,7 +143,9 @@ async def test_unanswerable_question_says_so_in_the_footer(wire) -> None:
 async def test_ask_options_filter_the_documents(wire) -> None:
     fake, _ = wire
     _, followup, _ = await _ask(fake, DESIGN_QUESTION, doc="no-such-document")
-    assert followup.body["embeds"][0]["description"] == "No documents match --doc no-such-document."
+    (nothing,) = followup.body["embeds"]
+    assert nothing["description"] == "No documents match --doc no-such-document."
+    assert "footer" not in nothing and not nothing.get("fields")  # no passages: none said to be shown
     _, followup, _ = await _ask(fake, DESIGN_QUESTION, doc="wikileaks-xix-guatemalan-concerns")
     assert "**125**" in followup.body["embeds"][0]["description"]
 

@@ -148,7 +148,8 @@ def answer_embed(answer: Answer):  # -> discord.Embed (imported lazily)
                 f"Closest, not an answer: {_escape(h.chunk.doc_id)} {_escape(h.chunk.location)}", FIELD_NAME_LIMIT
             )
             embed.add_field(name=name, value=clip(_escape(text), FIELD_VALUE_LIMIT), inline=False)
-        embed.set_footer(text=FOOTER_ABSTAINED)
+        if embed.fields:  # no footer on passages for "No documents match ..." or "Which document do you mean?"
+            embed.set_footer(text=FOOTER_ABSTAINED)
     else:
         a, b = answer.emphasis or (0, 0)
         text = answer.text
