@@ -121,6 +121,9 @@ def test_cross_validation_reports_held_out_figures_and_calibration(small_bot: Ca
     assert lines[0].startswith("cross-validated (5 folds): n=14+3 answer=")
     assert lines[1].startswith("answerable, held out: the right sentence among the candidates ")
     assert report.answered_right <= report.picked_right <= report.reachable <= report.answerable
+    # Counted as score.py counts answers, an answer from another document than the question's counts too.
+    assert report.answered_right <= report.answered_anywhere <= report.answerable
+    assert "(from any document, as score.py counts answers: " in lines[1]
     assert "calibration" in lines[2] and len(lines) > 3
     assert all(0.0 <= c <= 1.0 for c in report.confidence)
     assert "asked of one document alone (answerable ones of their own): n=12+3 answer=" in "\n".join(lines)

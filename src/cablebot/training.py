@@ -171,11 +171,16 @@ def best_of(
             matches.append(0.0)
             continue
         scores = reader.logits(e.features)
-        i = reader.choose(e.features, scores)
+        i = _pick(reader, e, scores)
         logits.append(scores[i])
         right.append(bool(e.labels[i]))
         matches.append(match(e.searched, e.texts[i]))
     return np.array(logits), np.array(right), np.array(matches)
+
+
+def _pick(reader: Reader, e: Example, scores: list[float] | None = None) -> int:
+    """The index of the candidate of `e` the reader answers with."""
+    return reader.choose(e.features, reader.logits(e.features) if scores is None else scores)
 
 
 def fit_calibration(logits: np.ndarray, matches: np.ndarray, right: np.ndarray) -> tuple[float, float, float]:
@@ -263,6 +268,9 @@ class Report:
     false_abstained: int = 0
     reachable: int = 0  # answerable questions with a right answer among the candidates
     picked_right: int = 0  # ... and the reader picks it, whatever its confidence
+    # Answers holding a gold answer from any document, as ../shared/eval/score.py counts an answer ("answered" is
+    # from the question's own document, as it counts a citation): another cable may say the same.
+    answered_anywhere: int = 0
     confidence: list[float] = field(default_factory=list)
     right: list[bool] = field(default_factory=list)
     alone_confidence: list[float] = field(default_factory=list)  # questions asked of one document alone
@@ -287,7 +295,8 @@ class Report:
             f"cross-validated ({FOLDS} folds): n={n}+{u} {_figures(*self.figures())}",
             # Where answers are lost: retrieval (not among the candidates), choice (not picked), abstention.
             f"answerable, held out: the right sentence among the candidates {self.reachable / max(n, 1):.3f}, "
-            f"picked {self.picked_right / max(n, 1):.3f}, answered {self.answered_right / max(n, 1):.3f}",
+            f"picked {self.picked_right / max(n, 1):.3f}, answered {self.answered_right / max(n, 1):.3f} "
+            f"(from any document, as score.py counts answers: {self.answered_anywhere / max(n, 1):.3f})",
             "calibration (confidence decile: questions, mean confidence, share right):",
             *_deciles(self.confidence, self.right),
         ]
@@ -358,6 +367,8 @@ def cross_validate(
                 report.reachable += bool(e.labels.any())
                 report.picked_right += bool(rt)
                 report.answered_right += answers and rt
+                anywhere = answers and bool(e.texts) and holds_answer(e.texts[_pick(reader, e)], e.case.answers)
+                report.answered_anywhere += anywhere
                 report.false_abstained += not answers
             else:
                 report.unanswerable += 1
