@@ -247,12 +247,39 @@ def test_metadata_questions_are_answered_from_the_cable_and_cited(cable_bot) -> 
     assert sender.text == "Origin: Embassy Ashgabat" and sender.citations[0].source == "10ASHGABAT245"
 
 
+def test_a_cable_asked_for_as_a_whole_answers_with_its_own_summary(cable_bot) -> None:
+    """A cable asked for as a whole ("Summarize 09MEXICO3061", its reference ID alone): the first sentence of
+    the summary it opens with, verbatim and cited to its paragraph; a cable without one: its subject line."""
+    summary = "DNI Dennis Blair met with President Calderon for about forty minutes at the Presidential Palace on "
+    summary += "October 19."
+    for question in (
+        "Summarize 09MEXICO3061",
+        "tell me about 09MEXICO3061",
+        "09MEXICO3061?",
+        "what does 09MEXICO3061 say?",
+    ):
+        answer = cable_bot.ask(question)
+        assert answer.text == summary and answer.metadata is None
+        (c,) = answer.citations
+        assert (c.source, c.location, c.quote) == ("09MEXICO3061", "¶1", summary)
+    assert cable_bot.ask("give me the gist of 10ASHGABAT245").metadata == {
+        "subject": "DRUG ADDICTION IN IRAN: THE SUCCESS OF TWELVE-STEP PROGRAMS"
+    }
+    # What a cable says about something is a question about its text.
+    assert cable_bot.ask("what does 09MEXICO3061 say about Chavez?").text != summary
+
+
 def test_a_question_about_no_document_in_particular_asks_which_one(cable_bot) -> None:
     """Over a collection, "this cable" with nothing asked before means no cable: another cable's metadata
     would be an unrelated answer, given with full confidence."""
     from cablebot.answering import WHICH_DOCUMENT_TEXT
 
-    for question in ("Who wrote this cable?", "How was it classified?", "What is this cable about?"):
+    for question in (
+        "Who wrote this cable?",
+        "How was it classified?",
+        "What is this cable about?",
+        "summarize it",
+    ):
         answer = cable_bot.ask(question)
         assert answer.abstained and answer.text == WHICH_DOCUMENT_TEXT and answer.citations == ()
 

@@ -410,7 +410,7 @@ def test_listed_passages_weigh_their_best_sentence_by_their_retrieval_rank(
     weights = [0.0] * len(FEATURES)
     weights[FEATURES.index("sentence_cosine")] = 10.0
     reader = Reader(tuple(weights), 0.0, (1.0, 0.0, 0.0), 0.5, 0.6)
-    question = analyse("what does it say?", lambda t: 1.0, 5.0)
+    question = analyse("what was said?", lambda t: 1.0, 5.0)
     hits = [hit("A", 1, 0.5), hit("B", 2, runner_up), hit("C", 3, 0.9)]
     answer = choose_answer(question.text, question, hits, {}, reader, lambda sentence: 0.5, 8, 400)
     # C holds the answer and comes first; then A's score 5.0 at rank 1 against B's 5.2 or 6.0 at rank 2,

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cablebot.chunking import sentence_spans
 from cablebot.documents import Document
 from cablebot.lexical import terms
 from cablebot.reading import (
@@ -23,6 +24,7 @@ from cablebot.reading import (
     analyse,
     candidates,
     focus,
+    plain_question,
     spelled_out,
 )
 from cablebot.retrieval import Hit, Retriever
@@ -112,7 +114,19 @@ _METADATA = {
         rf"(?!\s+of\s+(?!(?:the|this|that|its?)\s+(?:{_DOCUMENT_NOUNS})\b|{_REFERENCE_ID}))",
         re.IGNORECASE,
     ),
+    # What a document says as a whole: its own summary, or else what it is about. "Summarize 09MEXICO3061",
+    # "(tell me) about this cable", "what does it say?" (not "what does it say about Mexico?").
+    "summary": re.compile(
+        r"\bsummar(?:y|ize|ise)\b|\bgist\b|\boverview\b|^\W*(?:tell me )?about\b|\bwhat does\b.*\bsay\W*$",
+        re.IGNORECASE,
+    ),
 }
+# The opening of a cable's own summary: "1. (C) SUMMARY:", "(S/NF) Summary.", "Introduction and summary:".
+_SUMMARY = re.compile(
+    r"^\W*(?:\d+\s*\.\s*)?(?:\([A-Z/ ]+\)\s*)?(?:\d+\s*\.\s*)?(?:introduction and )?summary"
+    r"(?: and (?:comment|introduction|action requests?))?\s*[:.-]+\s*",
+    re.IGNORECASE,
+)
 _METADATA_LABELS = {
     "classification": "Classification",
     "origin": "Origin",
@@ -127,6 +141,8 @@ _METADATA_LABELS = {
 def metadata_fields(question: str) -> list[str]:
     """The metadata fields a question asks for ("How was it classified?", "Who wrote this?"), likeliest
     first: the first one the document has answers."""
+    if re.fullmatch(rf"\W*(?:what is\s+)?{_REFERENCE_ID}\W*", question, re.I):  # a cable named, nothing asked
+        return ["summary"]
     if not re.search(_DOCUMENT_WORDS, question, re.IGNORECASE) or re.search(r"\bdeclassif", question, re.I):
         return []
     return [name for name, pattern in _METADATA.items() if pattern.search(question)]
@@ -139,7 +155,7 @@ _DOCUMENT_QUESTION_WORDS = frozenset(
         f"{_DOCUMENT_NOUNS.replace('|', ' ')} text author writer wrote write written authored sent send drafted "
         "originated originate issued produced come classification classified marking dated created date day "
         "released published leaked subject title topic headline line embassy consulate mission office name us "
-        "american"
+        "american summary summarize summarise gist overview tell say"
     )
 )
 WHICH_DOCUMENT_TEXT = (
@@ -155,7 +171,33 @@ def _field(doc: Document, field: str) -> tuple[str, str]:
     return field, doc.metadata.get(field, "")
 
 
-def _metadata_answer(
+def _meant_document(
+    question: str, q: Question, hits: list[Hit], previous: Answer | None, alone: bool
+) -> str | None:
+    """The document a question about a document means: the one a follow-up refers to, the only one (`alone`:
+    an index of one, a filter or a reference ID down to one), or the one retrieval finds first for a question
+    that describes it ("the cable about twelve-step programs"). None for a question that means no document in
+    particular ("who wrote this cable?" over a collection, nothing asked before)."""
+    described = bool(set(q.weights) - _DOCUMENT_QUESTION_WORDS)
+    refers_back = re.search(r"\b(it|its|this|that)\b", question, re.IGNORECASE) or not described
+    if previous and previous.citations and refers_back:
+        return previous.citations[0].source
+    return hits[0].chunk.doc_id if alone or described else None
+
+
+def _summary(doc_id: str, hits: list[Hit]) -> tuple[Hit, int, int] | None:
+    """The first sentence of the summary a cable opens with ("1. (C) SUMMARY: ..."), if its opening passages are
+    among `hits` (a search within one document holds them), as (passage, start, end)."""
+    opening = sorted((h for h in hits if h.chunk.doc_id == doc_id), key=lambda h: h.chunk.start)[:4]
+    for hit in opening:
+        if m := _SUMMARY.match(hit.chunk.text):
+            for a, b in sentence_spans(hit.chunk.text):
+                if b > m.end() + 1:
+                    return hit, max(a, m.end()), b
+    return None
+
+
+def _about_document(
     question: str,
     q: Question,
     fields: list[str],
@@ -163,21 +205,31 @@ def _metadata_answer(
     documents: dict[str, Document],
     previous: Answer | None,
     alone: bool,
+    max_chars: int,
 ) -> Answer | None:
-    """Answer from the metadata of the document the question means: the one a follow-up refers to, the only
-    one (`alone`: an index of one, a filter or a reference ID down to one), or the one retrieval finds first
-    for a question that describes it. A question that means no document in particular ("who wrote this
-    cable?" over a collection, nothing asked before) is asked which one, not answered from any."""
-    described = bool(set(q.weights) - _DOCUMENT_QUESTION_WORDS)
-    refers_back = re.search(r"\b(it|its|this|that)\b", question, re.IGNORECASE) or not described
-    if previous and previous.citations and refers_back:
-        doc_id = previous.citations[0].source
-    elif alone or described:
-        doc_id = hits[0].chunk.doc_id
-    else:
+    """Answer a question about a document (`fields`, as `metadata_fields` gives them) from its metadata, or
+    from its own summary; ask which document a question means that means none (`_meant_document`)."""
+    doc_id = _meant_document(question, q, hits, previous, alone)
+    if doc_id is None:
         return Answer(question, WHICH_DOCUMENT_TEXT, True, (), ())
     doc = documents.get(doc_id)
-    found = [(name, value) for name, value in (_field(doc, f) for f in fields) if value] if doc else []
+    if doc is None:
+        return None
+    if fields[0] == "summary":
+        if summary := _summary(doc_id, hits):
+            hit, a, b = summary
+            text, _ = excerpt(hit.chunk.text[a:b], None, max_chars)
+            return Answer(
+                question,
+                text,
+                False,
+                (cite(1, doc_id, documents, hit.chunk.location, text),),
+                tuple(hits),
+                None,
+                1.0,
+            )
+        fields = ["subject"]  # no summary of its own: what it is about
+    found = [(name, value) for name, value in (_field(doc, f) for f in fields) if value]
     if not found:
         return None
     field, value = found[0]
@@ -221,9 +273,10 @@ def choose_answer(
     reader's score; `previous` is the answer the earlier question of a conversation got; `alone` says
     the question is answered from one document.
     """
-    fields = metadata_fields(q.text)
+    # Read as respelt, and as typed: a word the collection lacks ("gist") is respelt as one it holds ("gift").
+    fields = metadata_fields(q.text) or metadata_fields(plain_question(question))
     if fields and hits:
-        answer = _metadata_answer(question, q, fields, hits, documents, previous, alone)
+        answer = _about_document(question, q, fields, hits, documents, previous, alone, max_chars)
         if answer is not None:
             return answer
     found = candidates(q, hits, k)
