@@ -121,10 +121,13 @@ _METADATA = {
         re.IGNORECASE,
     ),
 }
-# The opening of a cable's own summary: "1. (C) SUMMARY:", "(S/NF) Summary.", "Introduction and summary:".
+# A paragraph's number and classification marking: "1. (C) ", "(S/NF) ".
+_MARKING = r"[^\w(]*(?:\d+\s*\.\s*)?(?:\([A-Z/ ]+\)\s*)?(?:\d+\s*\.\s*)?"
+_MARKED = re.compile(_MARKING)
+# The opening of a cable's own summary: "1. (C) SUMMARY:", "(S/NF) Summary.", "Introduction and summary:", or a
+# heading "------- SUMMARY -------".
 _SUMMARY = re.compile(
-    r"^\W*(?:\d+\s*\.\s*)?(?:\([A-Z/ ]+\)\s*)?(?:\d+\s*\.\s*)?(?:introduction and )?summary"
-    r"(?: and (?:comment|introduction|action requests?))?\s*[:.-]+\s*",
+    rf"{_MARKING}(?:introduction and )?summary(?: and (?:comment|introduction|action requests?))?\s*[:.-]+\s*",
     re.IGNORECASE,
 )
 _METADATA_LABELS = {
@@ -186,14 +189,19 @@ def _meant_document(
 
 
 def _summary(doc_id: str, hits: list[Hit]) -> tuple[Hit, int, int] | None:
-    """The first sentence of the summary a cable opens with ("1. (C) SUMMARY: ..."), if its opening passages are
-    among `hits` (a search within one document holds them), as (passage, start, end)."""
+    """The first sentence of the summary a cable opens with ("1. (C) SUMMARY: ..."; after a heading "SUMMARY", the
+    next passage's), if its opening passages are among `hits` (a search within one document holds them), as
+    (passage, start, end). A sentence of fewer than three words ("- - -", "xxxxx.") is none."""
     opening = sorted((h for h in hits if h.chunk.doc_id == doc_id), key=lambda h: h.chunk.start)[:4]
+    heading = False
     for hit in opening:
-        if m := _SUMMARY.match(hit.chunk.text):
-            for a, b in sentence_spans(hit.chunk.text):
-                if b > m.end() + 1:
-                    return hit, max(a, m.end()), b
+        text = hit.chunk.text
+        if m := _SUMMARY.match(text) or (_MARKED.match(text) if heading else None):
+            heading = True
+            begin = _MARKED.match(text, m.end()).end()  # "Summary ------- (C) President Karzai has ..."
+            for a, b in sentence_spans(text):
+                if b > begin and len(re.findall(r"[A-Za-z]{2,}", text[max(a, begin) : b])) >= 3:
+                    return hit, max(a, begin), b
     return None
 
 
