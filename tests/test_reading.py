@@ -431,3 +431,27 @@ def test_a_question_word_the_sentence_has_nothing_like_lowers_its_weakest_match(
     ]
     assert min(same, paraphrase) > max(near_misses) + 0.2
     assert seed_bot.match("how many?", sentence) == 0.0  # question words alone: nothing asked of the sentence
+
+
+def test_a_cable_asked_for_as_a_whole_quotes_the_summary_after_its_heading() -> None:
+    """Cables write their summary as a paragraph ("1. (C) SUMMARY: ...") or under a heading; the quote is its
+    first sentence of words, without the paragraph's classification marking."""
+    from cablebot.answering import choose_answer
+    from cablebot.documents import Document
+
+    texts = ["A SUBJECT LINE", "------- SUMMARY -------", "- - -", "1. (C) The minister met the envoy. Then more."]
+    chunks, start = [], 0
+    for n, text in enumerate(texts):
+        chunks.append(Chunk("09XX1", n, start, start + len(text), text, f"¶{n}"))
+        start += len(text) + 2
+    hits = [Hit(c, 0.5, rank) for rank, c in enumerate(reversed(chunks), 1)]  # in any order of rank
+    cable = {"reference_id": "09XX1", "subject": "A SUBJECT LINE"}
+    documents = {"09XX1": Document("09XX1", "A SUBJECT LINE", metadata=cable)}
+    question = analyse("summarize 09XX1", lambda t: 1.0, 5.0)
+    reader = Reader((0.0,) * len(FEATURES), 0.0, (1.0, 0.0, 0.0), 0.5, 0.6)
+    answer = choose_answer(question.text, question, hits, documents, reader, lambda s: 0.5, 8, 400, alone=True)
+    assert answer.text == "The minister met the envoy." and answer.citations[0].location == "¶3"
+    # With no summary (no heading before the paragraph): what the cable is about, its subject line.
+    unheaded = [hits[0], hits[3]]
+    answer = choose_answer(question.text, question, unheaded, documents, reader, lambda s: 0.5, 8, 400, alone=True)
+    assert answer.text == "Subject: A SUBJECT LINE" and answer.citations[0].location == "metadata"
