@@ -143,7 +143,7 @@ _METADATA_LABELS = {
 
 def metadata_fields(question: str) -> list[str]:
     """The metadata fields a question asks for ("How was it classified?", "Who wrote this?"), likeliest
-    first: the first one the document has answers."""
+    first: the first one the document has answers. "summary" asks for the document as a whole."""
     if re.fullmatch(rf"\W*(?:what is\s+)?{_REFERENCE_ID}\W*", question, re.I):  # a cable named, nothing asked
         return ["summary"]
     if not re.search(_DOCUMENT_WORDS, question, re.IGNORECASE) or re.search(r"\bdeclassif", question, re.I):
@@ -227,15 +227,8 @@ def _about_document(
         if summary := _summary(doc_id, hits):
             hit, a, b = summary
             text, _ = excerpt(hit.chunk.text[a:b], None, max_chars)
-            return Answer(
-                question,
-                text,
-                False,
-                (cite(1, doc_id, documents, hit.chunk.location, text),),
-                tuple(hits),
-                None,
-                1.0,
-            )
+            citation = cite(1, doc_id, documents, hit.chunk.location, text)
+            return Answer(question, text, False, (citation,), tuple(hits), confidence=1.0)
         fields = ["subject"]  # no summary of its own: what it is about
     found = [(name, value) for name, value in (_field(doc, f) for f in fields) if value]
     if not found:
