@@ -455,3 +455,27 @@ def test_a_cable_asked_for_as_a_whole_quotes_the_summary_after_its_heading() -> 
     unheaded = [hits[0], hits[3]]
     answer = choose_answer(question.text, question, unheaded, documents, reader, lambda s: 0.5, 8, 400, alone=True)
     assert answer.text == "Subject: A SUBJECT LINE" and answer.citations[0].location == "metadata"
+
+
+@pytest.mark.parametrize(
+    ("question", "fields"),
+    [
+        ("what is 09MEXICO3061 about?", ["subject"]),
+        ("what is the subject of this cable?", ["subject"]),
+        ("summarize 09MEXICO3061", ["summary"]),
+        ("tell me about this cable", ["summary"]),
+        ("09MEXICO3061", ["summary"]),
+        ("what does it say?", ["summary"]),
+        # Questions about what the text says.
+        ("what is the subject of the talks in this cable?", []),
+        ("what does the cable say about Mexico?", []),
+        ("tell me about the border crossings in this article", []),
+        ("what is qatar's conference about?", []),
+    ],
+)
+def test_questions_about_a_document_as_a_whole_are_told_from_questions_about_its_text(
+    question: str, fields: list[str]
+) -> None:
+    from cablebot.answering import metadata_fields
+
+    assert metadata_fields(plain_question(question)) == fields

@@ -115,9 +115,11 @@ _METADATA = {
         re.IGNORECASE,
     ),
     # What a document says as a whole: its own summary, or else what it is about. "Summarize 09MEXICO3061",
-    # "(tell me) about this cable", "what does it say?" (not "what does it say about Mexico?").
+    # "(tell me) about this cable", "what does it say?" (not "what does it say about Mexico?", nor "tell me about
+    # the crossings in this article").
     "summary": re.compile(
-        r"\bsummar(?:y|ize|ise)\b|\bgist\b|\boverview\b|^\W*(?:tell me )?about\b|\bwhat does\b.*\bsay\W*$",
+        r"\bsummar(?:y|ize|ise)\b|\bgist\b|\boverview\b|\bwhat does\b.*\bsay\W*$"
+        rf"|^\W*(?:tell me )?about\s+(?:(?:the|this|that)\s+)?(?:{_DOCUMENT_NOUNS}|{_REFERENCE_ID}|it)\W*$",
         re.IGNORECASE,
     ),
 }
