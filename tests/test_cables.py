@@ -282,6 +282,14 @@ def test_a_question_about_no_document_in_particular_asks_which_one(cable_bot) ->
     ):
         answer = cable_bot.ask(question)
         assert answer.abstained and answer.text == WHICH_DOCUMENT_TEXT and answer.citations == ()
+    # A cable named that is not there has no metadata to give, nor has any other in its place.
+    for question in ("When was 09MEXICO9999 written?", "summarize 09MEXICO9999"):
+        answer = cable_bot.ask(question)
+        assert (
+            answer.abstained
+            and answer.text == "The index holds no document 09MEXICO9999."
+            and not answer.citations
+        )
 
 
 def test_content_answers_cite_the_cable_paragraph(cable_bot) -> None:

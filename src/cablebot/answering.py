@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cablebot.cables import REFERENCE_ID
 from cablebot.chunking import sentence_spans
 from cablebot.documents import Document
 from cablebot.lexical import terms
@@ -87,7 +88,7 @@ class Answer:
 # --- Questions about a document rather than its text -----------------------------------
 
 _DOCUMENT_NOUNS = r"cable|telegram|message|report|article|piece|story|post|document"
-_REFERENCE_ID = r"\d{2}[A-Z][A-Z-]*\d+"  # a cable's, "09MEXICO3061"
+_REFERENCE_ID = REFERENCE_ID.pattern  # a cable's, "09MEXICO3061"
 _DOCUMENT_WORDS = rf"\b({_DOCUMENT_NOUNS}|author|writer|it|this|{_REFERENCE_ID})\b"
 _METADATA = {
     "classification": re.compile(r"\b(classification|classified|marking)\b", re.IGNORECASE),
@@ -218,7 +219,11 @@ def _about_document(
     max_chars: int,
 ) -> Answer | None:
     """Answer a question about a document (`fields`, as `metadata_fields` gives them) from its metadata, or
-    from its own summary; ask which document a question means that means none (`_meant_document`)."""
+    from its own summary; ask which document a question means that means none (`_meant_document`), and say
+    so of a reference ID the index does not hold."""
+    named = REFERENCE_ID.findall(question.upper())
+    if named and not any(n in documents for n in named):  # a cable that is not there has no metadata to give
+        return Answer(question, f"The index holds no document {named[0]}.", True, (), ())
     doc_id = _meant_document(question, q, hits, previous, alone)
     if doc_id is None:
         return Answer(question, WHICH_DOCUMENT_TEXT, True, (), ())
