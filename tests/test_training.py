@@ -102,7 +102,7 @@ def test_the_learned_weights_pick_the_answering_sentence(small_bot: Cablebot, sl
     examples = collect(small_bot, load_conversations(slice_file))
     reader = train(examples, small_bot.match)
     answered = [e for e in examples if e.case.answerable]
-    _, right, matches = best_of(answered, reader, small_bot.match)
+    _, right, matches, _ = best_of(answered, reader, small_bot.match)
     assert right.sum() >= 0.75 * len(answered)  # on its own training data: far above the 1-in-12 of chance
     assert ((matches > 0.0) & (matches <= 1.0))[right].all()  # every right pick says something the question asks
     # The follow-up was read with the earlier question as context.

@@ -160,27 +160,24 @@ def fit_reader(examples: Sequence[Example]) -> Reader:
 
 def best_of(
     examples: Sequence[Example], reader: Reader, match: Match
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per question: the first logit of the candidate the reader picks, whether it is a right answer, and its
-    weakest_match with the question."""
-    logits, right, matches = [], [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per question: the first logit of the candidate the reader picks, whether it is a right answer, its
+    weakest_match with the question, and its index among the question's candidates (-1: none)."""
+    logits, right, matches, picks = [], [], [], []
     for e in examples:
         if len(e.labels) == 0:
             logits.append(-10.0)
             right.append(False)
             matches.append(0.0)
+            picks.append(-1)
             continue
         scores = reader.logits(e.features)
-        i = _pick(reader, e, scores)
+        i = reader.choose(e.features, scores)
         logits.append(scores[i])
         right.append(bool(e.labels[i]))
         matches.append(match(e.searched, e.texts[i]))
-    return np.array(logits), np.array(right), np.array(matches)
-
-
-def _pick(reader: Reader, e: Example, scores: list[float] | None = None) -> int:
-    """The index of the candidate of `e` the reader answers with."""
-    return reader.choose(e.features, reader.logits(e.features) if scores is None else scores)
+        picks.append(i)
+    return np.array(logits), np.array(right), np.array(matches), np.array(picks, dtype=np.int64)
 
 
 def fit_calibration(logits: np.ndarray, matches: np.ndarray, right: np.ndarray) -> tuple[float, float, float]:
@@ -223,8 +220,11 @@ def _held_out_picks(
     among them, each scored by a reader fitted on the folds without it."""
     fold_of = _folds(examples, n, seed)
     alone = [e for e in alone if e.group in fold_of]
-    many = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool), np.zeros(len(examples))
-    one = np.zeros(len(alone)), np.zeros(len(alone), dtype=bool), np.zeros(len(alone))
+
+    def columns(size: int) -> tuple[np.ndarray, ...]:
+        return np.zeros(size), np.zeros(size, dtype=bool), np.zeros(size), np.zeros(size, dtype=np.int64)
+
+    many, one = columns(len(examples)), columns(len(alone))
     for f in range(n):
         reader = fit_reader([e for e in examples if fold_of[e.group] != f])
         for picks, questions in ((many, examples), (one, alone)):
@@ -243,7 +243,7 @@ def train(
 ) -> Reader:
     """The reader for `examples`: weights on all of them, calibration and threshold from held-out folds
     (assigned by `seed`), and a calibration of its own for `alone` (questions asked of one document), if given."""
-    (logits, right, matches), (alone_logits, alone_right, alone_matches) = _held_out_picks(
+    (logits, right, matches, _), (alone_logits, alone_right, alone_matches, _) = _held_out_picks(
         examples, match, FOLDS, seed, alone
     )
     a, b, c = fit_calibration(logits, matches, right)
@@ -352,13 +352,13 @@ def cross_validate(
         test = [e for e in examples if fold_of[e.group] == f]
         reader = train(train_set, match, max_false, alone, seed)
         held_out = [e for e in alone if fold_of.get(e.group) == f]
-        for e, lg, rt, m in zip(held_out, *best_of(held_out, reader, match), strict=True):
+        for e, lg, rt, m, _ in zip(held_out, *best_of(held_out, reader, match), strict=True):
             conf, answers = reader.judge(float(lg), float(m), alone=True)
             report.alone_confidence.append(conf)
             report.alone_right.append(bool(rt))
             report.alone_answerable.append(e.case.answerable)
             report.alone_answered.append(answers)
-        for e, lg, rt, m in zip(test, *best_of(test, reader, match), strict=True):
+        for e, lg, rt, m, i in zip(test, *best_of(test, reader, match), strict=True):
             conf, answers = reader.judge(float(lg), float(m))
             report.confidence.append(conf)
             report.right.append(bool(rt))
@@ -367,8 +367,7 @@ def cross_validate(
                 report.reachable += bool(e.labels.any())
                 report.picked_right += bool(rt)
                 report.answered_right += answers and rt
-                anywhere = answers and bool(e.texts) and holds_answer(e.texts[_pick(reader, e)], e.case.answers)
-                report.answered_anywhere += anywhere
+                report.answered_anywhere += answers and i >= 0 and holds_answer(e.texts[i], e.case.answers)
                 report.false_abstained += not answers
             else:
                 report.unanswerable += 1
