@@ -277,11 +277,12 @@ def test_chat_feedback_is_recorded_without_the_user_name(seed_settings, tmp_path
         "chat",
         "--index",
         str(seed_settings.index_dir),
-        stdin=f"{DESIGN_QUESTION}\n:goood\n:good\n",
+        stdin=f"{DESIGN_QUESTION}\n:goood\n:good\n:quit\nwho wrote this?\n",
         env={"CABLEBOT_FEEDBACK_PATH": str(feedback), "USER": "alice-the-reader"},
     )
     assert out.returncode == 0, out.stderr
-    assert "cablebot: unknown command :goood (:good or :bad rates the last answer)" in out.stdout
+    assert "cablebot: unknown command :goood (:good or :bad rates the last answer, :quit quits)" in out.stdout
+    assert "Michael Busch" not in out.stdout  # :quit ended the chat before the last question
     (row,) = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
     assert row["verdict"] == "good" and row["via"] == "chat" and "125" in row["answer"]
     assert "alice" not in feedback.read_text(encoding="utf-8") and len(row["user"]) == 32

@@ -277,7 +277,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         import readline  # noqa: F401 - gives input() history and line editing
     print(
         "Ask about your documents. Follow-up questions keep their context. "
-        ":good or :bad rates the last answer. Ctrl-D to quit."
+        ":good or :bad rates the last answer. :quit or Ctrl-D quits."
     )
     while True:
         try:
@@ -287,6 +287,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return 0
         if not question:
             continue
+        if question in (":quit", ":exit", ":q"):
+            return 0
         try:
             if question in (":good", ":bad"):
                 if not conversation.answers:
@@ -296,7 +298,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"noted in {settings.feedback_path}")
                 continue
             if re.fullmatch(r":\w+", question):  # a mistyped command is no question to answer
-                print(f"cablebot: unknown command {question} (:good or :bad rates the last answer)")
+                print(f"cablebot: unknown command {question} (:good or :bad rates the last answer, :quit quits)")
                 continue
             print(to_text(bot.ask(question, conversation, where), color=sys.stdout.isatty()))
         except CablebotError as e:
