@@ -262,6 +262,8 @@ def test_a_cable_asked_for_as_a_whole_answers_with_its_own_summary(cable_bot) ->
         assert answer.text == summary and answer.metadata is None
         (c,) = answer.citations
         assert (c.source, c.location, c.quote) == ("09MEXICO3061", "¶1", summary)
+        # The passage quoted leads the passages, as for any answer.
+        assert summary in answer.hits[0].chunk.text and [h.rank for h in answer.hits[:3]] == [1, 2, 3]
     assert cable_bot.ask("give me the gist of 10ASHGABAT245").metadata == {
         "subject": "DRUG ADDICTION IN IRAN: THE SUCCESS OF TWELVE-STEP PROGRAMS"
     }

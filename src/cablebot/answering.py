@@ -177,6 +177,12 @@ def _field(doc: Document, field: str) -> tuple[str, str]:
     return field, doc.metadata.get(field, "")
 
 
+def _first(hit: Hit, hits: list[Hit]) -> tuple[Hit, ...]:
+    """`hits` with the passage an answer was read from first, ranked anew (as `_rerank` puts the chosen one)."""
+    ordered = [hit, *(h for h in hits if h is not hit)]
+    return tuple(dataclasses.replace(h, rank=rank) for rank, h in enumerate(ordered, 1))
+
+
 def _meant_document(
     question: str, q: Question, hits: list[Hit], previous: Answer | None, alone: bool
 ) -> str | None:
@@ -235,7 +241,7 @@ def _about_document(
             hit, a, b = summary
             text, _ = excerpt(hit.chunk.text[a:b], None, max_chars)
             citation = cite(1, doc_id, documents, hit.chunk.location, text)
-            return Answer(question, text, False, (citation,), tuple(hits), confidence=1.0)
+            return Answer(question, text, False, (citation,), _first(hit, hits), confidence=1.0)
         fields = ["subject"]  # no summary of its own: what it is about
     found = [(name, value) for name, value in (_field(doc, f) for f in fields) if value]
     if not found:
