@@ -275,6 +275,7 @@ def test_a_question_about_no_document_in_particular_asks_which_one(cable_bot) ->
     """Over a collection, "this cable" with nothing asked before means no cable: another cable's metadata
     would be an unrelated answer, given with full confidence."""
     from cablebot.answering import WHICH_DOCUMENT_TEXT
+    from cablebot.core import Conversation
 
     for question in (
         "Who wrote this cable?",
@@ -284,6 +285,13 @@ def test_a_question_about_no_document_in_particular_asks_which_one(cable_bot) ->
     ):
         answer = cable_bot.ask(question)
         assert answer.abstained and answer.text == WHICH_DOCUMENT_TEXT and answer.citations == ()
+    # After an abstention, "this cable" is the one whose passage it showed first as the closest.
+    chat = Conversation()
+    near_miss = cable_bot.ask("How many guards did the DNI bring to the Presidential Palace?", chat)
+    assert near_miss.abstained and near_miss.hits
+    written = cable_bot.ask("When was this cable written?", chat)
+    (c,) = written.citations
+    assert c.source == near_miss.hits[0].chunk.doc_id and written.metadata and not written.abstained
     # A cable named that is not there has no metadata to give, nor has any other in its place.
     for question in ("When was 09MEXICO9999 written?", "summarize 09MEXICO9999"):
         answer = cable_bot.ask(question)

@@ -186,14 +186,15 @@ def _first(hit: Hit, hits: list[Hit]) -> tuple[Hit, ...]:
 def _meant_document(
     question: str, q: Question, hits: list[Hit], previous: Answer | None, alone: bool
 ) -> str | None:
-    """The document a question about a document means: the one a follow-up refers to, the only one (`alone`:
-    an index of one, a filter or a reference ID down to one), or the one retrieval finds first for a question
-    that describes it ("the cable about twelve-step programs"). None for a question that means no document in
-    particular ("who wrote this cable?" over a collection, nothing asked before)."""
+    """The document a question about a document means: the one a follow-up refers to (the earlier answer's, or
+    after an abstention the closest passage it showed first), the only one (`alone`: an index of one, a filter
+    or a reference ID down to one), or the one retrieval finds first for a question that describes it ("the
+    cable about twelve-step programs"). None for a question that means no document in particular ("who wrote
+    this cable?" over a collection, nothing asked before)."""
     described = bool(set(q.weights) - _DOCUMENT_QUESTION_WORDS)
     refers_back = re.search(r"\b(it|its|this|that)\b", question, re.IGNORECASE) or not described
-    if previous and previous.citations and refers_back:
-        return previous.citations[0].source
+    if previous and refers_back and (previous.citations or previous.hits):
+        return previous.citations[0].source if previous.citations else previous.hits[0].chunk.doc_id
     return hits[0].chunk.doc_id if alone or described else None
 
 
