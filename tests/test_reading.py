@@ -466,7 +466,10 @@ def test_a_cable_asked_for_as_a_whole_quotes_the_summary_after_its_heading() -> 
         ("tell me about this cable", ["summary"]),
         ("09MEXICO3061", ["summary"]),
         ("what does it say?", ["summary"]),
+        ("what's the title?", ["subject"]),
         # Questions about what the text says.
+        ("what is the ambassador's title?", []),
+        ("what was the title of the conference?", []),
         ("what is the subject of the talks in this cable?", []),
         ("what does the cable say about Mexico?", []),
         ("tell me about the border crossings in this article", []),

@@ -149,7 +149,11 @@ def metadata_fields(question: str) -> list[str]:
     first: the first one the document has answers. "summary" asks for the document as a whole."""
     if re.fullmatch(rf"\W*(?:what is\s+)?{_REFERENCE_ID}\W*", question, re.I):  # a cable named, nothing asked
         return ["summary"]
-    if not re.search(_DOCUMENT_WORDS, question, re.IGNORECASE) or re.search(r"\bdeclassif", question, re.I):
+    # "The title" or "the headline" alone is the document's ("what's the title?"), not a person's ("his title").
+    about_document = re.search(_DOCUMENT_WORDS, question, re.I) or re.search(
+        r"\bthe (title|headline)\W*$", question, re.I
+    )
+    if not about_document or re.search(r"\bdeclassif", question, re.I):
         return []
     return [name for name, pattern in _METADATA.items() if pattern.search(question)]
 
