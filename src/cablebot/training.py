@@ -246,12 +246,13 @@ def train(
     (logits, right, matches, _), (alone_logits, alone_right, alone_matches, _) = _held_out_picks(
         examples, match, FOLDS, seed, alone
     )
-    a, b, c = fit_calibration(logits, matches, right)
-    confidence = 1 / (1 + np.exp(-(a * logits + b * matches + c)))
+    reader = replace(fit_reader(examples), calibration=fit_calibration(logits, matches, right))
+    # The threshold is chosen on the confidence exactly as answering computes it (`Reader.confidence`).
+    confidence = np.array([reader.confidence(lg, m) for lg, m in zip(logits, matches, strict=True)])
     unanswerable = np.array([not e.case.answerable for e in examples])
     threshold = choose_threshold(confidence, unanswerable, max_false)
     one = fit_calibration(alone_logits, alone_matches, alone_right) if len(alone_logits) else None
-    return replace(fit_reader(examples), calibration=(a, b, c), threshold=threshold, alone=one)
+    return replace(reader, threshold=threshold, alone=one)
 
 
 # --- Honest figures --------------------------------------------------------------------
