@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cablebot.cables import REFERENCE_ID
+from cablebot.cables import REFERENCE_ID, reference_ids
 from cablebot.chunking import sentence_spans
 from cablebot.documents import Document
 from cablebot.lexical import terms
@@ -232,7 +232,7 @@ def _about_document(
     """Answer a question about a document (`fields`, as `metadata_fields` gives them) from its metadata, or
     from its own summary; ask which document a question means that means none (`_meant_document`), and say
     so of a reference ID the index does not hold."""
-    named = REFERENCE_ID.findall(question.upper())
+    named = reference_ids(question)
     if named and not any(n in documents for n in named):  # a cable that is not there has no metadata to give
         return Answer(question, f"The index holds no document {named[0]}.", True, (), ())
     doc_id = _meant_document(question, q, hits, previous, alone)

@@ -37,6 +37,11 @@ _ROUTING = re.compile(
 )
 
 
+def reference_ids(text: str) -> list[str]:
+    """The cable reference IDs `text` names, as cables write them ("09mexico3061" is 09MEXICO3061)."""
+    return REFERENCE_ID.findall(text.upper())
+
+
 def looks_like_cable(text: str, suffix: str) -> bool:
     """A cable-viewer page, or plain text with a cable's reference line or header fields."""
     if suffix in (".html", ".htm"):

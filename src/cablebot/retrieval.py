@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cablebot.cables import REFERENCE_ID
+from cablebot.cables import reference_ids
 from cablebot.chunking import Chunk
 from cablebot.errors import CablebotError
 from cablebot.lexical import terms
@@ -162,7 +162,7 @@ class Retriever:
 
     def named_document(self, question: str) -> str | None:
         """The indexed cable a question names by reference ID ("When was 09MEXICO3061 written?")."""
-        for match in REFERENCE_ID.findall(question.upper()):
+        for match in reference_ids(question):
             if match in self.index.documents:
                 return match
         return None
